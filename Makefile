@@ -1,0 +1,42 @@
+# The front door: every workflow, for people and for CI. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+MODEL := binary/pipeline.pkl
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## Create the virtual environment with every dependency
+
+$(MODEL): | $(STAMP)
+	$(PY) -m service demo --out binary
+
+model: $(STAMP) ## (Re)train the demo model into binary/
+	$(PY) -m service demo --out binary
+
+run: $(STAMP) $(MODEL) ## Serve the demo model on http://127.0.0.1:8000
+	MODEL_PATH=$(MODEL) $(PY) -m flask --app service.wsgi run --host 127.0.0.1 --port 8000
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service tests
+
+test: lint ## Lint, then run every test with coverage
+	$(PY) -m pytest --cov --cov-report=term
+
+.PHONY: help venv model run lint format test

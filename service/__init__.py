@@ -1,0 +1,1 @@
+"""Serve a cloudpickled scikit-learn pipeline over HTTP."""

@@ -1,0 +1,98 @@
+"""The service's one exception tree; ``service.app`` maps it to one JSON error shape.
+
+Every error a client or an operator can see is one of these, so the HTTP layer
+never has to guess a status code from a library's exception::
+
+    ServiceError                  500 internal_error
+    ├── BadRequest                400 bad_request
+    │   └── MalformedJSON         400 malformed_json
+    ├── UnsupportedMediaType      415 unsupported_media_type
+    ├── PayloadTooLarge           413 too_many_rows
+    ├── SchemaViolation           422 schema_violation
+    ├── OutputNotSupported        422 output_not_supported
+    ├── PredictionFailed          422 prediction_failed
+    ├── NotReady                  503 not_ready
+    └── ModelError                500 model_error      (raised at load time, before serving)
+        ├── ArtifactNotFound      500 artifact_not_found
+        ├── ArtifactUnreadable    500 artifact_unreadable
+        └── ContractViolation     500 contract_violation
+
+The JSON body is ``{"error": {"code", "message", "details", "request_id"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base of every error the service reports; subclasses fix status and code."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+    code = "bad_request"
+
+
+class MalformedJSON(BadRequest):
+    code = "malformed_json"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "too_many_rows"
+
+
+class SchemaViolation(ServiceError):
+    """Input does not match the model's schema; ``details["errors"]`` lists each problem."""
+
+    status_code = 422
+    code = "schema_violation"
+
+
+class OutputNotSupported(ServiceError):
+    status_code = 422
+    code = "output_not_supported"
+
+
+class PredictionFailed(ServiceError):
+    """The pipeline refused rows that passed validation (e.g. an encoder's unknown category)."""
+
+    status_code = 422
+    code = "prediction_failed"
+
+
+class NotReady(ServiceError):
+    status_code = 503
+    code = "not_ready"
+
+
+class ModelError(ServiceError):
+    """The artifact cannot be served; raised while loading, so boot fails with this message."""
+
+    code = "model_error"
+
+
+class ArtifactNotFound(ModelError):
+    code = "artifact_not_found"
+
+
+class ArtifactUnreadable(ModelError):
+    code = "artifact_unreadable"
+
+
+class ContractViolation(ModelError):
+    code = "contract_violation"

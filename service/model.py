@@ -1,0 +1,148 @@
+"""The served model: load and check it once, describe it, and predict with it.
+
+This is the only module the HTTP layer asks for predictions; it alone touches
+the pipeline, which keeps scikit-learn and pandas out of ``service.api``.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import is_classifier
+
+from service import artifact, contract, schema
+from service.errors import ContractViolation, OutputNotSupported, PredictionFailed
+
+OUTPUTS = ("predict", "proba", "both")
+
+
+@dataclass
+class Prediction:
+    """What one predict call returns, already JSON-native."""
+
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+    classes: list[Any] | None = None
+
+
+@dataclass
+class Model:
+    """A loaded, checked pipeline with its schema and identity."""
+
+    pipeline: Any
+    schema: schema.Schema
+    path: Path
+    sha256: str
+    size: int
+    packed_sklearn: str | None
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """sklearn-pandas' mapper writes ``transformed_names_`` on every transform, so one
+    pipeline call at a time per process."""
+
+    @property
+    def estimator(self) -> Any:
+        return self.pipeline.steps[-1][1]
+
+    @property
+    def has_proba(self) -> bool:
+        return hasattr(self.estimator, "predict_proba")
+
+    @property
+    def classes(self) -> list[Any] | None:
+        classes = getattr(self.estimator, "classes_", None)
+        return None if classes is None else np.asarray(classes).tolist()
+
+    def predict(self, frame: pd.DataFrame, output: str = "predict") -> Prediction:
+        """Run the pipeline on validated rows; a pipeline refusal is the client's 422."""
+        if output not in ("predict",) and not self.has_proba:
+            raise OutputNotSupported(
+                f"output {output!r} needs predict_proba, which "
+                f"{type(self.estimator).__name__} does not have",
+                details={"output": output, "supported": ["predict"]},
+            )
+        try:
+            with self._lock:
+                labels = self.pipeline.predict(frame) if output != "proba" else None
+                proba = self.pipeline.predict_proba(frame) if output != "predict" else None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PredictionFailed(f"the model could not score these rows: {exc}") from exc
+        if proba is None:
+            return Prediction(predictions=np.asarray(labels).tolist())
+        classes = self.classes
+        if labels is None:
+            labels = np.asarray(classes)[np.argmax(proba, axis=1)] if classes else []
+        return Prediction(
+            predictions=np.asarray(labels).tolist(),
+            probabilities=np.asarray(proba, dtype=float).tolist(),
+            classes=classes,
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """What ``GET /model`` shows: features, steps, task, identity and versions."""
+        return {
+            "features": [
+                {
+                    "name": c.name,
+                    "type": c.kind,
+                    "required": not c.nullable,
+                    "nullable": c.nullable,
+                    "categories": None if c.categories is None else list(c.categories),
+                }
+                for c in self.schema.columns
+            ],
+            "steps": [{"name": n, "class": type(s).__name__} for n, s in self.pipeline.steps],
+            "model_type": type(self.estimator).__name__,
+            "task": "classifier" if is_classifier(self.estimator) else "regressor",
+            "classes": self.classes,
+            "outputs": list(OUTPUTS) if self.has_proba else ["predict"],
+            "sha256": self.sha256,
+            "size_bytes": self.size,
+            "loaded_at": self.loaded_at,
+            "schema_source": self.schema.source,
+            "versions": {
+                "packed": {
+                    "sklearn": self.schema.packed.get("sklearn") or self.packed_sklearn,
+                    "python": self.schema.packed.get("python"),
+                },
+                "running": {"sklearn": sklearn.__version__, "python": platform.python_version()},
+            },
+            "packed_at": self.schema.packed.get("packed_at"),
+        }
+
+
+def _schema_for(pipeline: Any, schema_path: Path) -> schema.Schema:
+    """The schema file when present (checked against the pipeline), else the inferred one."""
+    inferred = schema.infer(pipeline)
+    if not schema_path.exists():
+        return inferred
+    packed = schema.load(schema_path)
+    missing = sorted(set(inferred.names) - set(packed.names))
+    if missing:
+        raise ContractViolation(
+            f"schema file {schema_path} lacks columns the pipeline reads: {missing}",
+            details={"missing_columns": missing},
+        )
+    return packed
+
+
+def load(path: Path, schema_path: Path | None = None) -> Model:
+    """Read, unpickle and check the artifact; raises a ``ModelError`` that says what is wrong."""
+    loaded = artifact.load(path)
+    pipeline = contract.check(loaded.obj)
+    return Model(
+        pipeline=pipeline,
+        schema=_schema_for(pipeline, schema_path or path.with_suffix(".schema.json")),
+        path=path,
+        sha256=loaded.sha256,
+        size=loaded.size,
+        packed_sklearn=loaded.packed_sklearn,
+    )

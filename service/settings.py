@@ -1,0 +1,101 @@
+"""Every setting the service reads, in one frozen dataclass built from the environment.
+
+Names are the environment variables the README documents (``MODEL_PATH``,
+``MAX_ROWS``...). A bad value stops the boot with a message naming the
+variable, rather than surfacing later as a confusing request failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+UNKNOWN_COLUMN_POLICIES = ("reject", "ignore")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or out of range; the message names the variable."""
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service configuration; tests build one directly, production uses :meth:`from_env`."""
+
+    model_path: Path = field(default=Path("binary/pipeline.pkl"), metadata={"env": "MODEL_PATH"})
+    """The cloudpickled pipeline; its schema is read from ``<stem>.schema.json`` beside it."""
+
+    max_rows: int = field(default=10_000, metadata={"env": "MAX_ROWS"})
+    """Most rows one prediction request may carry (413 above)."""
+
+    max_body_bytes: int = field(default=10 * 1024 * 1024, metadata={"env": "MAX_BODY_BYTES"})
+    """Largest request body in bytes (413 above); nginx's client_max_body_size matches it."""
+
+    unknown_columns: str = field(default="reject", metadata={"env": "UNKNOWN_COLUMNS"})
+    """``reject``: columns the model does not know are a 422; ``ignore``: they are dropped."""
+
+    log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL"})
+    """Level of the service's JSON logs."""
+
+    download_accel_prefix: str = field(default="", metadata={"env": "DOWNLOAD_ACCEL_PREFIX"})
+    """When set (nginx does, e.g. ``/_artifacts/``), downloads answer with ``X-Accel-Redirect``
+    to this internal location so nginx streams the file instead of a worker."""
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 1:
+            raise SettingsError(f"MAX_ROWS must be at least 1, got {self.max_rows}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"MAX_BODY_BYTES must be at least 1024, got {self.max_body_bytes}")
+        if self.unknown_columns not in UNKNOWN_COLUMN_POLICIES:
+            raise SettingsError(
+                f"UNKNOWN_COLUMNS must be one of {UNKNOWN_COLUMN_POLICIES}, "
+                f"got {self.unknown_columns!r}"
+            )
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {LOG_LEVELS}, got {self.log_level!r}")
+
+    @property
+    def schema_path(self) -> Path:
+        """Where the packed schema of :attr:`model_path` lives."""
+        return self.model_path.with_suffix(".schema.json")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from its environment variable, keeping defaults for absent ones."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata["env"]
+            if name not in environ:
+                continue
+            coerce = _coercer(f.type)
+            try:
+                values[f.name] = coerce(environ[name])
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from exc
+        return cls(**values)
+
+
+def _coercer(annotation: object) -> Callable[[str], Any]:
+    """Pick the parser for a field from its annotation (a string under postponed evaluation)."""
+    parsers: dict[str, Callable[[str], Any]] = {
+        "Path": Path,
+        "int": int,
+        "float": float,
+        "bool": _bool,
+        "str": str.strip,
+    }
+    return parsers[str(annotation)]

@@ -1,0 +1,225 @@
+"""The HTTP API through Flask's test client: status, JSON body and content type together."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sklearn.pipeline import Pipeline
+
+from service.app import create_app
+from service.settings import Settings
+from tests.estimators import FailingClassifier
+
+ROWS = {
+    "age": [30, 61, 45],
+    "income": [42000.0, 18000.5, 91000.0],
+    "debt_ratio": [0.2, 0.95, 0.4],
+    "region": ["north", "west", "south"],
+    "employment": ["salaried", "unemployed", "self-employed"],
+}
+
+
+def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    return error
+
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
+
+
+def test_readyz_names_the_model(client: FlaskClient, model_path: Path) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ready"
+    assert response.get_json()["sha256"] == client.get("/model").get_json()["sha256"]
+
+
+def test_readyz_503_when_warm_up_fails(tmp_path: Path, demo_pipeline: Any, demo_data) -> None:
+    pipeline = Pipeline([demo_pipeline.steps[0], ("clf", FailingClassifier())])
+    pipeline.fit(*demo_data)
+    path = tmp_path / "pipeline.pkl"
+    path.write_bytes(cloudpickle.dumps(pipeline))
+    client = create_app(Settings(model_path=path)).test_client()
+    error = error_of(client.get("/readyz"), 503, "not_ready")
+    assert "warm-up prediction on the example row failed" in error["message"]
+    assert "refuses every row" in error["message"]
+    error_of(client.post("/model/predict", json={"data": ROWS}), 503, "not_ready")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_usage_example_is_a_working_request(client: FlaskClient) -> None:
+    usage = client.get("/usage").get_json()
+    example = usage["predict"]["example_request"]
+    assert set(example["data"]) == set(ROWS)
+    assert "curl" in usage["predict"]["curl"]
+    response = client.post("/model/predict", json=example)
+    assert response.status_code == 200
+    assert response.get_json()["rows"] == 1
+
+
+def test_model_metadata(client: FlaskClient, model_path: Path) -> None:
+    meta = client.get("/model").get_json()
+    assert meta["model_type"] == "LogisticRegression"
+    assert meta["task"] == "classifier"
+    assert meta["classes"] == ["approved", "declined"]
+    assert meta["size_bytes"] == model_path.stat().st_size
+    assert {f["name"]: f["type"] for f in meta["features"]}["region"] == "string"
+    assert meta["versions"]["running"]["python"].startswith("3.")
+    assert meta["loaded_at"].endswith("+00:00")
+
+
+def test_download_round_trip_predicts_identically(client: FlaskClient, demo_pipeline: Any) -> None:
+    with client.get("/model/download") as response:
+        body = response.get_data()
+    assert response.status_code == 200
+    assert response.mimetype == "application/octet-stream"
+    assert response.headers["Content-Disposition"] == "attachment; filename=pipeline.pkl"
+    sha = client.get("/model").get_json()["sha256"]
+    assert response.headers["ETag"] == f'"{sha}"'
+    pipeline = cloudpickle.load(io.BytesIO(body))
+    frame = pd.DataFrame(ROWS)
+    assert np.array_equal(pipeline.predict(frame), demo_pipeline.predict(frame))
+
+
+def test_download_honours_if_none_match(client: FlaskClient) -> None:
+    etag = f'"{client.get("/model").get_json()["sha256"]}"'
+    response = client.get("/model/download", headers={"If-None-Match": etag})
+    assert (response.status_code, response.data) == (304, b"")
+    assert response.headers["ETag"] == etag
+    with client.get("/model/download", headers={"If-None-Match": '"other"'}) as other:
+        assert other.status_code == 200
+
+
+def test_download_behind_nginx_delegates_the_bytes(model_path: Path) -> None:
+    app = create_app(Settings(model_path=model_path, download_accel_prefix="/_artifacts/"))
+    response = app.test_client().get("/model/download")
+    assert response.status_code == 200
+    assert response.headers["X-Accel-Redirect"] == "/_artifacts/pipeline.pkl"
+    assert response.data == b""
+
+
+@pytest.mark.parametrize("layout", ["columns", "records"])
+@pytest.mark.parametrize("output", ["predict", "proba", "both"])
+def test_predictions_equal_in_process(
+    client: FlaskClient, demo_pipeline: Any, layout: str, output: str
+) -> None:
+    data: Any = ROWS
+    if layout == "records":
+        data = [{k: v[i] for k, v in ROWS.items()} for i in range(3)]
+    response = client.post("/model/predict", json={"data": data, "output": output})
+    assert response.status_code == 200
+    body = response.get_json()
+    frame = pd.DataFrame(ROWS)
+    assert body["rows"] == 3
+    assert body["predictions"] == demo_pipeline.predict(frame).tolist()
+    assert body["model"]["sha256"] == client.get("/model").get_json()["sha256"]
+    if output == "predict":
+        assert "probabilities" not in body
+    else:
+        assert body["probabilities"] == demo_pipeline.predict_proba(frame).tolist()
+        assert body["classes"] == ["approved", "declined"]
+
+
+def test_regressor_predicts_and_refuses_proba(regressor_path: Path) -> None:
+    client = create_app(Settings(model_path=regressor_path)).test_client()
+    data = {"size": [50.0, 120.0], "rooms": [2, 4], "city": ["nice", "lyon"]}
+    body = client.post("/model/predict", json={"data": data}).get_json()
+    assert body["predictions"] == pytest.approx([500 + 6, 1200 + 12], rel=0.05)
+    error = error_of(
+        client.post("/model/predict", json={"data": data, "output": "proba"}),
+        422,
+        "output_not_supported",
+    )
+    assert "predict_proba" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{bad json", "application/json", 400, "malformed_json"),
+        (b'{"data": 1}', "application/json", 400, "bad_request"),
+        (b'{"data": {"age": [1]}}', "text/plain", 415, "unsupported_media_type"),
+        (b'{"data": {"age": [1]}}', None, 415, "unsupported_media_type"),
+        (b'{"data": {}}', "application/json", 422, "schema_violation"),
+        (b"x" * 70_000, "application/json", 413, "request_entity_too_large"),
+    ],
+)
+def test_request_errors(
+    client: FlaskClient, body: bytes, content_type: str | None, status: int, code: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    error_of(client.post("/model/predict", data=body, headers=headers), status, code)
+
+
+def test_schema_violation_names_column_and_row(client: FlaskClient) -> None:
+    data = {**ROWS, "income": [1.0, "lots", 3.0]}
+    error = error_of(client.post("/model/predict", json={"data": data}), 422, "schema_violation")
+    assert error["details"]["errors"] == [
+        {"column": "income", "row": 1, "problem": "expected number, got string 'lots'"}
+    ]
+
+
+def test_too_many_rows(client: FlaskClient) -> None:
+    data = {k: v * 20 for k, v in ROWS.items()}
+    error = error_of(client.post("/model/predict", json={"data": data}), 413, "too_many_rows")
+    assert error["details"] == {"rows": 60, "max_rows": 50}
+
+
+def test_unknown_route_and_method(client: FlaskClient) -> None:
+    error_of(client.get("/nowhere"), 404, "not_found")
+    response = client.delete("/model/predict")
+    error = error_of(response, 405, "method_not_allowed")
+    assert error["details"]["allowed_methods"] == ["OPTIONS", "POST"]
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_unexpected_error_is_500_without_trace(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    def explode(*args: Any) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(app.extensions["runtime"].model, "predict", explode)
+    logging.getLogger("service").addHandler(caplog.handler)
+    try:
+        response = client.post("/model/predict", json={"data": ROWS})
+    finally:
+        logging.getLogger("service").removeHandler(caplog.handler)
+    error = error_of(response, 500, "internal_error")
+    assert "secret" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert "secret internal detail" in caplog.text
+    assert error["request_id"]
+
+
+def test_request_id_is_passed_through_or_made(client: FlaskClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    forged = client.get("/healthz", headers={"X-Request-ID": "bad id; drop"})
+    assert len(forged.headers["X-Request-ID"]) == 32
+
+
+def test_metrics_count_rows_and_failures(client: FlaskClient) -> None:
+    client.post("/model/predict", json={"data": ROWS})
+    client.post("/model/predict", json={"data": {**ROWS, "age": ["x", 1, 2]}})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "model_predicted_rows_total 3.0" in text
+    assert 'model_validation_failures_total{code="schema_violation"} 1.0' in text
+    assert "model_ready 1.0" in text
+    assert 'endpoint="api.predict"' in text

@@ -1,0 +1,48 @@
+"""Settings: read from the environment once, coerced, and refused early when wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, SettingsError
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.schema_path == Path("binary/pipeline.schema.json")
+
+
+def test_values_are_coerced() -> None:
+    settings = Settings.from_env(
+        {
+            "MODEL_PATH": "/models/a.pkl",
+            "MAX_ROWS": "7",
+            "MAX_BODY_BYTES": "4096",
+            "UNKNOWN_COLUMNS": "ignore",
+            "LOG_LEVEL": "DEBUG",
+            "DOWNLOAD_ACCEL_PREFIX": "/_artifacts/",
+        }
+    )
+    assert settings.model_path == Path("/models/a.pkl")
+    assert settings.schema_path == Path("/models/a.schema.json")
+    assert (settings.max_rows, settings.max_body_bytes) == (7, 4096)
+    assert (settings.unknown_columns, settings.log_level) == ("ignore", "DEBUG")
+    assert settings.download_accel_prefix == "/_artifacts/"
+
+
+@pytest.mark.parametrize(
+    ("environ", "fragment"),
+    [
+        ({"MAX_ROWS": "many"}, "MAX_ROWS: invalid literal"),
+        ({"MAX_ROWS": "0"}, "MAX_ROWS must be at least 1"),
+        ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES must be at least 1024"),
+        ({"UNKNOWN_COLUMNS": "drop"}, "UNKNOWN_COLUMNS must be one of"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_variable(environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.from_env(environ)
