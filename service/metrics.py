@@ -60,8 +60,10 @@ class Metrics:
         )
         self.ready = Gauge(
             "model_ready",
-            "1 when this worker has a warm model, else 0.",
-            multiprocess_mode="livemin",
+            "1 when a live worker has a warm model, else 0.",
+            # The master holds a 0 for every gauge it created while preloading; max over live
+            # processes reads "some worker is ready", which is what a scrape can act on.
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self._published_pid: int | None = None

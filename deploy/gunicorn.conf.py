@@ -1,0 +1,87 @@
+# gunicorn configuration for the model server: `gunicorn -c deploy/gunicorn.conf.py service.wsgi:app`.
+# Every value can be overridden from the environment; sections follow gunicorn's own order.
+import gc
+import os
+import shutil
+
+# ---- environment every process needs before numpy or prometheus_client import ------------
+# One BLAS/OpenMP thread per worker: N workers x N cores threads would oversubscribe the
+# cores and make one-row predictions slower, not faster.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+# Normally set by the launcher before Python starts (prometheus_client picks its storage at
+# import time); this file still runs before the app is imported, so the default is in time.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.abspath(".run/prometheus"))
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+# Start with an empty metrics folder: files of a previous run would add to this run's totals.
+# gunicorn re-reads this file on HUP; the pid guard keeps that from wiping live workers' files.
+if os.environ.get("_METRICS_DIR_OWNER") != str(os.getpid()):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+    os.environ["_METRICS_DIR_OWNER"] = str(os.getpid())
+
+from prometheus_client import Counter, multiprocess  # noqa: E402  (after the folder is set)
+
+# Counted by the master, so it survives the workers it counts.
+WORKER_EXITS = Counter(
+    "gunicorn_worker_exits", "Workers that exited (crash, timeout or recycle).", registry=None
+)
+
+# ---- server socket -------------------------------------------------------------------------
+# A unix socket next to nginx (make run, tests); the compose stack binds 0.0.0.0:8000.
+bind = os.environ.get("BIND", "unix:.run/gunicorn.sock")
+backlog = 2048
+
+# ---- worker processes ----------------------------------------------------------------------
+# One worker per core: a prediction is CPU-bound and holds the GIL, so more processes than
+# cores only add memory. gthread: threads of a worker accept connections concurrently
+# (keepalive from nginx works), while the pipeline itself runs one call at a time per worker.
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# A worker silent for this long is killed and replaced; nginx's proxy_read_timeout is a
+# little longer (deploy/nginx/proxy.conf), so the client gets an answer, never a hang.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Above nginx's upstream keepalive_timeout (4 s), so nginx closes idle connections first.
+keepalive = 5
+# Recycle workers now and then to bound slow leaks; jitter keeps them from restarting together.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
+max_requests_jitter = max_requests // 10
+
+# ---- server mechanics ----------------------------------------------------------------------
+# Load and check the model once in the master: a broken model stops the boot with the
+# loader's message, and workers share the pipeline's pages copy-on-write.
+preload_app = True
+# Heartbeat files in memory rather than on a possibly slow disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# gunicorn 27's control socket (gunicornc) is unused here; several servers on one host
+# would otherwise share $HOME/.gunicorn/gunicorn.ctl.
+control_socket_disable = True
+
+# ---- logging ---------------------------------------------------------------------------------
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logger_class = "service.accesslog.JsonAccessLogger"
+
+# ---- process naming ------------------------------------------------------------------------
+proc_name = "model-server"
+
+
+# ---- server hooks --------------------------------------------------------------------------
+def when_ready(server):
+    """After preload, before the first fork: freeze the heap so workers keep sharing it.
+
+    Without this, the first garbage collection in each worker writes to every object's
+    header and copies the whole preloaded model into private memory (benoitc/gunicorn#1640).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges from the scrape and count the exit."""
+    multiprocess.mark_process_dead(worker.pid)
+    WORKER_EXITS.inc()

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Render the nginx templates in this folder into OUT_DIR, substituting only the
+# variables listed here (nginx's own $variables are left alone). The one place
+# where nginx's paths and ports are decided: `make run`, the tests and the
+# compose stack all call it. Usage: render.sh OUT_DIR
+set -eu
+out=${1:?usage: render.sh OUT_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+
+: "${RUN_DIR:=$out}"                             # pid file and temp files
+: "${NGINX_LISTEN:=127.0.0.1:8080}"              # the public listener
+: "${METRICS_LISTEN:=127.0.0.1:9200}"            # internal listener for Prometheus
+: "${UPSTREAM:=unix:$RUN_DIR/gunicorn.sock}"     # gunicorn's bind address
+: "${MODEL_DIR:=$here/../../binary}"             # served by nginx for downloads
+: "${MAX_BODY_BYTES:=10485760}"                  # same limit as the service's
+: "${PROXY_READ_TIMEOUT:=35s}"                   # a little above gunicorn's timeout
+: "${NGINX_ACCESS_LOG:=$RUN_DIR/nginx-access.log}"
+: "${NGINX_ERROR_LOG:=$RUN_DIR/nginx-error.log}"
+export RUN_DIR NGINX_LISTEN METRICS_LISTEN UPSTREAM MODEL_DIR MAX_BODY_BYTES \
+  PROXY_READ_TIMEOUT NGINX_ACCESS_LOG NGINX_ERROR_LOG
+
+vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG}'
+mkdir -p "$out" "$RUN_DIR/nginx-temp"
+for template in "$here"/*.conf; do
+  envsubst "$vars" < "$template" > "$out/$(basename "$template")"
+done

@@ -1,0 +1,38 @@
+"""gunicorn's access log as one JSON object per line (``logger_class`` in gunicorn.conf.py).
+
+gunicorn's ``access_log_format`` is a printf template: a quote in a path or a
+header would break a hand-written JSON template, so the record is serialised
+properly here instead.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from gunicorn.glogging import Logger
+
+
+class JsonAccessLogger(Logger):
+    """gunicorn's logger with access lines rendered as JSON, carrying nginx's request id."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING") or None,
+            "status": int(status),
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "request_id": environ.get("HTTP_X_REQUEST_ID"),
+            "remote": environ.get("HTTP_X_REAL_IP") or environ.get("REMOTE_ADDR"),
+            "pid": os.getpid(),
+        }
+        self.access_log.info(orjson.dumps(record).decode())
+
