@@ -25,16 +25,19 @@ $(MODEL): | $(STAMP)
 model: $(STAMP) ## (Re)train the demo model into binary/
 	$(PY) -m service demo --out binary
 
-run: $(STAMP) $(MODEL) ## Serve the demo model on http://127.0.0.1:8000
-	MODEL_PATH=$(MODEL) $(PY) -m flask --app service.wsgi run --host 127.0.0.1 --port 8000
+PORT ?= 8080
+METRICS_PORT ?= 9200
+
+run: $(STAMP) $(MODEL) ## Serve the demo model through nginx + gunicorn on http://127.0.0.1:$(PORT)
+	$(PY) -m deploy.stack --model $(MODEL) --port $(PORT) --metrics-port $(METRICS_PORT)
 
 lint: $(STAMP) ## ruff lint and format check
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
-	$(VENV)/bin/ruff check --fix service tests
-	$(VENV)/bin/ruff format service tests
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test: lint ## Lint, then run every test with coverage
 	$(PY) -m pytest --cov --cov-report=term

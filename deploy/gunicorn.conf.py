@@ -1,4 +1,5 @@
-# gunicorn configuration for the model server: `gunicorn -c deploy/gunicorn.conf.py service.wsgi:app`.
+# gunicorn settings for the model server:
+#   gunicorn -c deploy/gunicorn.conf.py service.wsgi:app
 # Every value can be overridden from the environment; sections follow gunicorn's own order.
 import gc
 import os

@@ -120,16 +120,16 @@ class Stack:
         return self
 
     def start_gunicorn(self) -> None:
-        log = (self.run_dir / "gunicorn.log").open("ab")
-        self.gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
-            + ["service.wsgi:app"],
-            cwd=ROOT,
-            env=self.app_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.run_dir / "gunicorn.log").open("ab") as log:
+            self.gunicorn = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
+                + ["service.wsgi:app"],
+                cwd=ROOT,
+                env=self.app_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start_nginx(self) -> None:
         conf_dir = self.run_dir / "nginx"
@@ -141,13 +141,14 @@ class Stack:
         # As root, nginx's workers would otherwise drop to `nobody`, who cannot read a
         # private run folder or model folder; in the container nginx runs unprivileged.
         directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-        self.nginx = subprocess.Popen(
-            [nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
-            + ["-g", directives],
-            stdout=(self.run_dir / "nginx-error.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.run_dir / "nginx-error.log").open("ab") as log:
+            self.nginx = subprocess.Popen(
+                [nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
+                + ["-g", directives],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def _gunicorn_ready(self) -> bool:
         return self.socket.exists()

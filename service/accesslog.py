@@ -35,4 +35,3 @@ class JsonAccessLogger(Logger):
             "pid": os.getpid(),
         }
         self.access_log.info(orjson.dumps(record).decode())
-

@@ -1,0 +1,106 @@
+"""Fixtures that start the real stack (gunicorn + nginx) and a real Prometheus on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from deploy.stack import Stack, StackConfig
+from service import demo, packing
+
+BODY_LIMIT = 256 * 1024
+"""Small enough that the over-limit test sends little; both nginx and the app enforce it."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def stack_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame, labels = demo.dataset(rows=400, seed=5)
+    target, _ = packing.pack(demo.train(frame, labels), frame, tmp_path_factory.mktemp("binary"))
+    return target
+
+
+def start_stack(model: Path, run_dir: Path, **env: str) -> Stack:
+    config = StackConfig(
+        model_path=model,
+        run_dir=run_dir,
+        port=free_port(),
+        metrics_port=free_port(),
+        env={"WEB_CONCURRENCY": "2", "MAX_BODY_BYTES": str(BODY_LIMIT), **env},
+    )
+    return Stack(config)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """nginx in front of two gunicorn workers serving the demo model."""
+    with start_stack(stack_model, tmp_path_factory.mktemp("run")) as running:
+        yield running
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus scraping the stack's internal metrics listener every second."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus is not installed: .ci/run installs Debian's `prometheus`")
+    folder = tmp_path_factory.mktemp("prometheus")
+    target = stack.metrics_url.removeprefix("http://").removesuffix("/metrics")
+    (folder / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n"
+        f"  - job_name: model-server\n    static_configs:\n      - targets: ['{target}']\n"
+    )
+    port = free_port()
+    with (folder / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(url + "/-/ready"), 30, "prometheus to be ready")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
