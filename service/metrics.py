@@ -41,8 +41,26 @@ class Metrics:
         )
         self.prediction_seconds = Histogram(
             "model_prediction_duration_seconds",
-            "Time spent inside the pipeline's predict calls.",
+            "Time spent inside the pipeline, per call (one call may score a batch of requests).",
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_seconds = Histogram(
+            "model_batch_queue_wait_seconds",
+            "Time a validated request waited for the model (the previous batch to finish).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "model_batch_requests",
+            "Requests scored together in one pipeline call.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "model_batch_rows",
+            "Rows scored together in one pipeline call.",
+            buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384),
             registry=self.registry,
         )
         self.validation_failures = Counter(

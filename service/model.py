@@ -7,7 +7,6 @@ the pipeline, which keeps scikit-learn and pandas out of ``service.api``.
 from __future__ import annotations
 
 import platform
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +34,12 @@ class Prediction:
 
 @dataclass
 class Model:
-    """A loaded, checked pipeline with its schema and identity."""
+    """A loaded, checked pipeline with its schema and identity.
+
+    Not thread-safe: sklearn-pandas' mapper writes ``transformed_names_`` on every
+    transform, so callers run one scoring call at a time per process
+    (``service.batching`` holds that lock).
+    """
 
     pipeline: Any
     schema: schema.Schema
@@ -44,9 +48,6 @@ class Model:
     size: int
     packed_sklearn: str | None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    """sklearn-pandas' mapper writes ``transformed_names_`` on every transform, so one
-    pipeline call at a time per process."""
 
     @property
     def estimator(self) -> Any:
@@ -61,29 +62,51 @@ class Model:
         classes = getattr(self.estimator, "classes_", None)
         return None if classes is None else np.asarray(classes).tolist()
 
-    def predict(self, frame: pd.DataFrame, output: str = "predict") -> Prediction:
-        """Run the pipeline on validated rows; a pipeline refusal is the client's 422."""
-        if output not in ("predict",) and not self.has_proba:
+    def check_output(self, output: str) -> None:
+        """Refuse probabilities from an estimator that cannot give them."""
+        if output != "predict" and not self.has_proba:
             raise OutputNotSupported(
                 f"output {output!r} needs predict_proba, which "
                 f"{type(self.estimator).__name__} does not have",
                 details={"output": output, "supported": ["predict"]},
             )
+
+    def score(
+        self, frame: pd.DataFrame, *, proba: bool, finite: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels, and probabilities if asked, for validated rows, transforming them once.
+
+        Same steps as ``Pipeline.predict`` / ``predict_proba``: every step but the last
+        transforms, the last predicts. ``finite`` (the rows were checked to hold no NaN or
+        infinity) lets scikit-learn skip re-checking every value.
+        """
         try:
-            with self._lock:
-                labels = self.pipeline.predict(frame) if output != "proba" else None
-                proba = self.pipeline.predict_proba(frame) if output != "predict" else None
+            with sklearn.config_context(assume_finite=finite):
+                data = frame
+                for _, step in self.pipeline.steps[:-1]:
+                    if step is not None and step != "passthrough":
+                        data = step.transform(data)
+                return (
+                    self.estimator.predict(data),
+                    self.estimator.predict_proba(data) if proba else None,
+                )
         except (ValueError, TypeError, KeyError) as exc:
             raise PredictionFailed(f"the model could not score these rows: {exc}") from exc
+
+    def predict(self, frame: pd.DataFrame, output: str = "predict") -> Prediction:
+        """One request's prediction, JSON-native (warm-up and unbatched callers)."""
+        self.check_output(output)
+        labels, proba = self.score(frame, proba=output != "predict")
+        return self.render(labels, proba)
+
+    def render(self, labels: np.ndarray, proba: np.ndarray | None) -> Prediction:
+        """Arrays to the response's JSON-native lists (no numpy scalars reach the JSON)."""
         if proba is None:
             return Prediction(predictions=np.asarray(labels).tolist())
-        classes = self.classes
-        if labels is None:
-            labels = np.asarray(classes)[np.argmax(proba, axis=1)] if classes else []
         return Prediction(
             predictions=np.asarray(labels).tolist(),
             probabilities=np.asarray(proba, dtype=float).tolist(),
-            classes=classes,
+            classes=self.classes,
         )
 
     def metadata(self) -> dict[str, Any]:

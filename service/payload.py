@@ -28,13 +28,18 @@ MAX_REPORTED_ERRORS = 20
 """Cap on listed problems so a million bad rows do not make a million-line error."""
 
 
+Columns = dict[str, Any]
+"""Validated columns in schema order: numpy arrays for numbers and booleans, lists for text."""
+
+
 @dataclass(frozen=True)
 class Request:
-    """A validated prediction request."""
+    """A validated prediction request, kept as columns so requests can be batched cheaply."""
 
-    frame: pd.DataFrame
+    columns: Columns
     output: str
     rows: int
+    has_nulls: bool
 
 
 def parse_json(body: bytes) -> Any:
@@ -211,10 +216,20 @@ def _select(schema: Schema, columns: Mapping[str, list[Any]], unknown: str) -> l
     return problems
 
 
+def build_frame(columns: Columns) -> pd.DataFrame:
+    """The pipeline's input in one step: the columns already carry the schema's dtypes."""
+    return pd.DataFrame(columns, copy=False)
+
+
 def to_frame(schema: Schema, columns: Mapping[str, list[Any]], *, unknown: str) -> pd.DataFrame:
-    """Validate columns against the schema and build the frame in the schema's column order."""
+    """Validate raw columns and build the frame (warm-up and packing use this)."""
+    return build_frame(validate(schema, columns, unknown=unknown))
+
+
+def validate(schema: Schema, columns: Mapping[str, list[Any]], *, unknown: str) -> Columns:
+    """Check raw columns against the schema; converted columns in the schema's order."""
     problems = _select(schema, columns, unknown)
-    converted: dict[str, Any] = {}
+    converted: Columns = {}
     for column in schema.columns:
         if column.name not in columns:
             continue
@@ -227,7 +242,7 @@ def to_frame(schema: Schema, columns: Mapping[str, list[Any]], *, unknown: str) 
             _summary(shown, len(problems)),
             details={"errors": shown, "error_count": len(problems)},
         )
-    return pd.DataFrame(converted)
+    return converted
 
 
 def _summary(problems: list[dict[str, Any]], total: int) -> str:
@@ -253,6 +268,12 @@ def parse(body: bytes, schema: Schema, *, max_rows: int, unknown: str) -> Reques
     extra = sorted(set(document) - {"data", "output"})
     if extra:
         raise BadRequest(f"unknown fields in the body: {extra}", details={"fields": extra})
-    columns = _columns(document["data"])
-    rows = _check_shape(columns, max_rows)
-    return Request(frame=to_frame(schema, columns, unknown=unknown), output=output, rows=rows)
+    raw = _columns(document["data"])
+    rows = _check_shape(raw, max_rows)
+    columns = validate(schema, raw, unknown=unknown)
+    return Request(columns=columns, output=output, rows=rows, has_nulls=_has_nulls(schema, raw))
+
+
+def _has_nulls(schema: Schema, raw: Mapping[str, list[Any]]) -> bool:
+    """Whether a nullable column carries a null: then scikit-learn must check for NaN itself."""
+    return any(c.nullable and None in raw.get(c.name, ()) for c in schema.columns)

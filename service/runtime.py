@@ -8,11 +8,11 @@ gets JSON-native results back.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from service import payload
+from service.batching import Batcher
 from service.errors import NotReady, ServiceError
 from service.metrics import Metrics
 from service.model import Model, Prediction
@@ -35,6 +35,13 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics
         self.readiness = self._warm_up()
+        self.batcher = Batcher(
+            model,
+            metrics,
+            enabled=settings.batching,
+            max_rows=settings.batch_max_rows,
+            max_wait=settings.batch_max_wait_ms / 1000,
+        )
 
     def _warm_up(self) -> Readiness:
         """Predict the schema's example row once: proves the model serves before traffic comes."""
@@ -61,9 +68,7 @@ class Runtime:
             max_rows=self.settings.max_rows,
             unknown=self.settings.unknown_columns,
         )
-        started = time.perf_counter()
-        result = self.model.predict(request.frame, request.output)
-        self.metrics.prediction_seconds.observe(time.perf_counter() - started)
+        result = self.batcher.predict(request)
         self.metrics.rows.inc(request.rows)
         return result, request.rows
 

@@ -54,6 +54,16 @@ class Settings:
     """When set (nginx does, e.g. ``/_artifacts/``), downloads answer with ``X-Accel-Redirect``
     to this internal location so nginx streams the file instead of a worker."""
 
+    batching: bool = field(default=True, metadata={"env": "BATCHING"})
+    """Score concurrent requests of a worker together (service.batching); off: one by one."""
+
+    batch_max_rows: int = field(default=2048, metadata={"env": "BATCH_MAX_ROWS"})
+    """Most rows one batched pipeline call takes; a larger request still runs, alone."""
+
+    batch_max_wait_ms: float = field(default=0.0, metadata={"env": "BATCH_MAX_WAIT_MS"})
+    """How long a batch may wait to fill before it runs. 0: never wait, batch only what
+    queued while the previous call ran (no added latency when idle)."""
+
     def __post_init__(self) -> None:
         if self.max_rows < 1:
             raise SettingsError(f"MAX_ROWS must be at least 1, got {self.max_rows}")
@@ -63,6 +73,12 @@ class Settings:
             raise SettingsError(
                 f"UNKNOWN_COLUMNS must be one of {UNKNOWN_COLUMN_POLICIES}, "
                 f"got {self.unknown_columns!r}"
+            )
+        if self.batch_max_rows < 1:
+            raise SettingsError(f"BATCH_MAX_ROWS must be at least 1, got {self.batch_max_rows}")
+        if not 0 <= self.batch_max_wait_ms <= 1000:
+            raise SettingsError(
+                f"BATCH_MAX_WAIT_MS must be between 0 and 1000, got {self.batch_max_wait_ms}"
             )
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL must be one of {LOG_LEVELS}, got {self.log_level!r}")

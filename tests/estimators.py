@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -17,3 +18,31 @@ class FailingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, x: Any) -> Any:
         raise ValueError("this model refuses every row")
+
+
+class PickyClassifier(ClassifierMixin, BaseEstimator):
+    """Predicts ``x > 0`` from its first column, slowly, and refuses any batch holding 13.
+
+    Slow so concurrent requests queue behind each other (and get batched); picky so a
+    test can send one request the model refuses and check it fails alone.
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def fit(self, x: Any, y: Any) -> PickyClassifier:
+        self.classes_ = np.array([False, True])
+        self.calls_ = 0
+        return self
+
+    def predict(self, x: Any) -> Any:
+        self.calls_ += 1
+        time.sleep(self.delay)
+        first = np.asarray(x, dtype=float)[:, 0]
+        if np.any(first == 13):
+            raise ValueError("13 is unlucky")
+        return first > 0
+
+    def predict_proba(self, x: Any) -> Any:
+        positive = self.predict(x).astype(float)
+        return np.column_stack([1 - positive, positive])

@@ -192,10 +192,10 @@ def test_unknown_route_and_method(client: FlaskClient) -> None:
 def test_unexpected_error_is_500_without_trace(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    def explode(*args: Any) -> None:
+    def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(app.extensions["runtime"].model, "predict", explode)
+    monkeypatch.setattr(app.extensions["runtime"].model, "score", explode)
     logging.getLogger("service").addHandler(caplog.handler)
     try:
         response = client.post("/model/predict", json={"data": ROWS})

@@ -1,0 +1,166 @@
+"""Micro-batching: concurrent requests share pipeline calls, and nobody can tell."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from sklearn.pipeline import Pipeline
+
+from service import compat, payload
+from service.batching import Batcher, merge
+from service.errors import PredictionFailed
+from service.metrics import Metrics
+from service.model import Model
+from service.schema import Column, Schema
+from tests.estimators import PickyClassifier
+
+compat.install()
+from sklearn_pandas import DataFrameMapper  # noqa: E402
+
+PICKY_SCHEMA = Schema(columns=(Column("x", "number"),), example={"x": 1.0}, source="test")
+
+
+def metrics() -> Metrics:
+    return Metrics(Flask(__name__), CollectorRegistry())
+
+
+def picky_model(delay: float) -> Model:
+    pipeline = Pipeline([("m", DataFrameMapper([(["x"], None)])), ("clf", PickyClassifier(delay))])
+    pipeline.fit(pd.DataFrame({"x": [-1.0, 1.0]}), [False, True])
+    return Model(pipeline, PICKY_SCHEMA, path=None, sha256="0" * 64, size=0, packed_sklearn=None)  # type: ignore[arg-type]
+
+
+def request(schema: Schema, document: Any) -> payload.Request:
+    return payload.parse(orjson.dumps(document), schema, max_rows=10_000, unknown="reject")
+
+
+def concurrently(calls: list[Any]) -> list[Any]:
+    """Run calls on threads started together; results (or exceptions) in call order."""
+    results: list[Any] = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = calls[index]()
+        except Exception as exc:  # collected and asserted on by the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_merge_concatenates_columns() -> None:
+    merged = merge(
+        [{"a": np.array([1.0]), "b": ["x"]}, {"a": np.array([2.0, 3.0]), "b": ["y", "z"]}]
+    )
+    assert merged["a"].tolist() == [1.0, 2.0, 3.0]
+    assert merged["b"] == ["x", "y", "z"]
+
+
+def test_lone_request_runs_alone_and_at_once() -> None:
+    model = picky_model(delay=0)
+    batcher = Batcher(model, metrics())
+    result = batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [2.0, -3.0]}}))
+    assert result.predictions == [True, False]
+    assert model.estimator.calls_ == 1
+
+
+def test_concurrent_requests_are_batched_with_identical_results() -> None:
+    model = picky_model(delay=0.05)
+    batcher = Batcher(model, metrics())
+    values = [[float(i), -float(i)] for i in range(100, 116)]
+    results = concurrently(
+        [lambda v=v: batcher.predict(request(PICKY_SCHEMA, {"data": {"x": v}})) for v in values]
+    )
+    assert [r.predictions for r in results] == [[True, False]] * 16
+    assert model.estimator.calls_ < 16, "requests that queued together should share calls"
+
+
+def test_batching_off_scores_one_request_per_call() -> None:
+    model = picky_model(delay=0.01)
+    batcher = Batcher(model, metrics(), enabled=False)
+    results = concurrently(
+        [lambda: batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [1.0]}})) for _ in range(6)]
+    )
+    assert [r.predictions for r in results] == [[True]] * 6
+    assert model.estimator.calls_ == 6
+
+
+def test_one_refused_request_does_not_fail_its_batch() -> None:
+    model = picky_model(delay=0.05)
+    batcher = Batcher(model, metrics())
+    documents = [{"data": {"x": [float(i)]}} for i in range(1, 9)] + [{"data": {"x": [13.0]}}]
+    results = concurrently(
+        [lambda d=d: batcher.predict(request(PICKY_SCHEMA, d)) for d in documents]
+    )
+    assert [r.predictions for r in results[:-1]] == [[True]] * 8
+    assert isinstance(results[-1], PredictionFailed)
+    assert "13 is unlucky" in results[-1].message
+
+
+def test_max_rows_caps_a_batch() -> None:
+    model = picky_model(delay=0.05)
+    batcher = Batcher(model, metrics(), max_rows=2)
+    results = concurrently(
+        [
+            lambda: batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [1.0, 2.0]}}))
+            for _ in range(4)
+        ]
+    )
+    assert [r.predictions for r in results] == [[True, True]] * 4
+    assert model.estimator.calls_ == 4
+
+
+def test_max_wait_lets_a_batch_fill() -> None:
+    model = picky_model(delay=0)
+    batcher = Batcher(model, metrics(), max_rows=4, max_wait=2.0)
+    results = concurrently(
+        [lambda: batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [1.0]}})) for _ in range(4)]
+    )
+    assert [r.predictions for r in results] == [[True]] * 4
+    assert model.estimator.calls_ == 1
+
+
+DEMO_ROWS = [
+    {"age": 30, "income": 42000.0, "debt_ratio": 0.2, "region": "north", "employment": "salaried"},
+    {"age": 61, "income": 18000, "debt_ratio": 0.95, "region": "west", "employment": "unemployed"},
+    {"age": 45.0, "income": 91000.5, "debt_ratio": 1, "region": "mars", "employment": "salaried"},
+]
+
+
+@pytest.mark.parametrize("output", ["predict", "proba", "both"])
+def test_demo_batches_equal_in_process_predictions(
+    model_path: Any, demo_pipeline: Pipeline, output: str
+) -> None:
+    """Mixed layouts, column orders and int/float spellings coerce alike inside one batch."""
+    from service.model import load
+
+    model = load(model_path)
+    batcher = Batcher(model, metrics())
+    documents: list[Any] = []
+    for index, row in enumerate(DEMO_ROWS * 4):
+        ordered = dict(reversed(list(row.items()))) if index % 2 else row
+        data: Any = [ordered] if index % 3 else {k: [v] for k, v in ordered.items()}
+        documents.append({"data": data, "output": output})
+    results = concurrently(
+        [lambda d=d: batcher.predict(request(model.schema, d)) for d in documents]
+    )
+    for row, result in zip(DEMO_ROWS * 4, results, strict=True):
+        frame = pd.DataFrame([row])
+        assert result.predictions == demo_pipeline.predict(frame).tolist()
+        if output != "predict":
+            assert result.probabilities == demo_pipeline.predict_proba(frame).tolist()
+        else:
+            assert result.probabilities is None
