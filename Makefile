@@ -19,17 +19,27 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtual environment with every dependency
 
-$(MODEL): | $(STAMP)
-	$(PY) -m service demo --out binary
+KEY := .run/signing-key
+TOKEN := .run/admin-token
 
-model: $(STAMP) ## (Re)train the demo model into binary/
-	$(PY) -m service demo --out binary
+# Demo credentials, generated once, readable only by you (git ignores .run/).
+.run/signing-key .run/admin-token:
+	mkdir -p .run
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
+
+$(MODEL): | $(STAMP) $(KEY)
+	$(PY) -m service demo --out binary --key-file $(KEY)
+
+model: $(STAMP) $(KEY) ## (Re)train the demo model into binary/, signed with .run/signing-key
+	$(PY) -m service demo --out binary --key-file $(KEY)
 
 PORT ?= 8080
 METRICS_PORT ?= 9200
 
-run: $(STAMP) $(MODEL) ## Serve the demo model through nginx + gunicorn on http://127.0.0.1:$(PORT)
-	$(PY) -m deploy.stack --model $(MODEL) --port $(PORT) --metrics-port $(METRICS_PORT)
+run: $(STAMP) $(KEY) $(TOKEN) $(MODEL) ## Serve the demo model through nginx + gunicorn on :$(PORT)
+	@echo "admin token: $(TOKEN); signing key: $(KEY)"
+	MODEL_SIGNING_KEY_FILE=$(KEY) ADMIN_TOKEN_FILE=$(TOKEN) \
+	  $(PY) -m deploy.stack --model $(MODEL) --port $(PORT) --metrics-port $(METRICS_PORT)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .

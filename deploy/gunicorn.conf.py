@@ -82,6 +82,22 @@ def when_ready(server):
     gc.freeze()
 
 
+def post_fork(server, worker):
+    """Model swaps from this worker go through the master, so every worker gets them."""
+    from service.control import hup_master
+
+    server.app.wsgi().extensions["control"].reload_via_master = hup_master(server.pid)
+
+
+def on_reload(server):
+    """HUP: load the store's active version into the preloaded app before new workers fork."""
+    from service.control import reload_in_master
+
+    reload_in_master(server.app.wsgi().extensions["control"])
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker):
     """A worker is gone: drop its live gauges from the scrape and count the exit."""
     multiprocess.mark_process_dead(worker.pid)

@@ -1,6 +1,7 @@
-"""Command line: ``python -m service pack|check|demo``.
+"""Command line: ``python -m service pack|sign|check|demo`` for artifacts, and
+``upload|versions|activate|rollback`` against a running server's admin API.
 
-click comes with Flask, gives typed options, help text and exit codes for free.
+click comes with Flask and gives typed options, help text and exit codes.
 """
 
 from __future__ import annotations
@@ -8,17 +9,50 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
 
-from service import demo, model, packing
-from service.errors import ModelError
+from service import demo, model, packing, signing
+from service.client import AdminClient, ClientError, token_from_env
+from service.errors import ModelError, ServiceError
+
+KEY_FILE = click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="MODEL_SIGNING_KEY_FILE",
+    help="HMAC key file (default: $MODEL_SIGNING_KEY_FILE).",
+)
+OUT = click.option(
+    "--out",
+    default=Path("binary"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write pipeline.pkl, its schema and signature into.",
+)
+URL = click.option(
+    "--url",
+    default="http://127.0.0.1:8080",
+    envvar="SERVICE_URL",
+    show_default=True,
+    help="The server (default: $SERVICE_URL). The token comes from $ADMIN_TOKEN(_FILE).",
+)
+
+
+def _key(key_file: Path | None) -> bytes | None:
+    return key_file.read_text().strip().encode() if key_file else None
+
+
+def _signed(target: Path, key_file: Path | None) -> str:
+    if key_file is None:
+        return "unsigned"
+    return f"signed ({signing.write_signature(target, _key(key_file) or b'').name})"
 
 
 @click.group()
 def cli() -> None:
-    """Pack, check and demo scikit-learn pipelines for serving."""
+    """Pack, sign, check and serve-control scikit-learn pipelines."""
 
 
 @cli.command()
@@ -29,47 +63,103 @@ def cli() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CSV of representative rows (with the model's input columns).",
 )
-@click.option(
-    "--out",
-    default=Path("binary"),
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write pipeline.pkl and pipeline.schema.json into.",
-)
-def pack(pipeline_path: Path, sample: Path, out: Path) -> None:
-    """Check PIPELINE_PATH, infer its schema from the sample, prove it predicts, and write it."""
+@OUT
+@KEY_FILE
+def pack(pipeline_path: Path, sample: Path, out: Path, key_file: Path | None) -> None:
+    """Check PIPELINE_PATH, infer its schema from the sample, prove it predicts, write it."""
     try:
         pipeline = packing.load_pickle(pipeline_path)
         target, packed = packing.pack(pipeline, pd.read_csv(sample), out)
     except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"packed {target} ({len(packed.columns)} columns) with {target.stem}.schema.json")
+    click.echo(
+        f"packed {target} ({len(packed.columns)} columns) with {target.stem}.schema.json, "
+        + _signed(target, key_file)
+    )
+
+
+@cli.command()
+@click.argument("artifact_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="MODEL_SIGNING_KEY_FILE",
+)
+def sign(artifact_path: Path, key_file: Path) -> None:
+    """Write ARTIFACT_PATH.sig: HMAC-SHA256 of its bytes under the key."""
+    click.echo(signing.write_signature(artifact_path, _key(key_file) or b""))
 
 
 @cli.command()
 @click.argument("artifact_path", type=click.Path(path_type=Path))
-def check(artifact_path: Path) -> None:
-    """Validate an artifact as the server would at start-up, and print its metadata."""
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify the artifact's .sig with this HMAC key before unpickling it.",
+)
+def check(artifact_path: Path, key_file: Path | None) -> None:
+    """Validate an artifact as the server would before serving it, and print its metadata."""
     try:
-        loaded = model.load(artifact_path)
-    except ModelError as exc:
+        loaded = model.load(artifact_path, key=_key(key_file))
+    except ServiceError as exc:
         click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    failure = loaded.warm_up()
+    if failure is not None:
+        click.echo(f"error: {failure}", err=True)
         sys.exit(1)
     click.echo(json.dumps(loaded.metadata(), indent=2))
 
 
 @cli.command("demo")
-@click.option(
-    "--out",
-    default=Path("binary"),
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-)
-def demo_command(out: Path) -> None:
+@OUT
+@KEY_FILE
+def demo_command(out: Path, key_file: Path | None) -> None:
     """Train the demo credit-approval pipeline and pack it into OUT."""
     frame, labels = demo.dataset()
     target, _ = packing.pack(demo.train(frame, labels), frame, out)
-    click.echo(f"demo model written to {target}")
+    click.echo(f"demo model written to {target}, {_signed(target, key_file)}")
+
+
+def _admin(url: str, call: Any) -> None:
+    try:
+        result = call(AdminClient(url, token_from_env()))
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result, indent=2))
+
+
+@cli.command()
+@click.argument("artifact_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@URL
+def upload(artifact_path: Path, url: str) -> None:
+    """Upload an artifact (with its .sig, if present) as a new, inactive version."""
+    sig = signing.signature_path(artifact_path)
+    signature = sig.read_text().strip() if sig.exists() else None
+    _admin(url, lambda client: client.upload(artifact_path, signature))
+
+
+@cli.command()
+@URL
+def versions(url: str) -> None:
+    """List the stored versions; the active one is flagged."""
+    _admin(url, lambda client: client.versions())
+
+
+@cli.command()
+@click.argument("sha256")
+@URL
+def activate(sha256: str, url: str) -> None:
+    """Serve version SHA256 from every worker; returns when they all do."""
+    _admin(url, lambda client: client.activate(sha256))
+
+
+@cli.command()
+@URL
+def rollback(url: str) -> None:
+    """Re-activate the version that was active before the current one."""
+    _admin(url, lambda client: client.rollback())
 
 
 if __name__ == "__main__":

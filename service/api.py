@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
+from service.admin import require_token
 from service.errors import NotReady, UnsupportedMediaType
 from service.runtime import Runtime
 
@@ -46,13 +48,16 @@ def model() -> Any:
 @bp.get("/model/download")
 def download() -> Response:
     """The artifact's bytes; behind nginx, nginx streams the file so no worker is held."""
+    settings = runtime().settings
+    if settings.download_requires_token:
+        require_token(settings)
     model = runtime().model
-    prefix = runtime().settings.download_accel_prefix
     if request.if_none_match.contains(model.sha256):
         response = Response(status=304)
-    elif prefix:
+    elif settings.download_accel_prefix:
         response = Response(status=200, mimetype="application/octet-stream")
-        response.headers["X-Accel-Redirect"] = prefix + model.path.name
+        relative = os.path.relpath(model.path, settings.store_root)
+        response.headers["X-Accel-Redirect"] = settings.download_accel_prefix + relative
     else:
         return send_file(
             model.path.resolve(),
@@ -75,11 +80,11 @@ def predict() -> Any:
             f"send the body as application/json, not {request.mimetype or 'no content type'!r}",
             details={"content_type": request.content_type},
         )
-    result, rows = runtime().predict(request.get_data(cache=False))
+    result, rows, sha256 = runtime().predict(request.get_data(cache=False))
     body: dict[str, Any] = {"predictions": result.predictions}
     if result.probabilities is not None:
         body["probabilities"] = result.probabilities
         body["classes"] = result.classes
-    body["model"] = {"sha256": runtime().model.sha256}
+    body["model"] = {"sha256": sha256}
     body["rows"] = rows
     return jsonify(body)

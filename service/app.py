@@ -16,11 +16,12 @@ from flask import Flask, Response, g, request
 from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException
 
-from service import api, logs, model
+from service import admin, api, control, logs
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.runtime import Runtime
 from service.settings import Settings
+from service.store import Store
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 """Request ids we echo and log; anything else is replaced, so headers cannot inject log lines."""
@@ -49,9 +50,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     logger = logs.configure(settings.log_level)
-    loaded = model.load(settings.model_path, settings.schema_path)
+    if settings.key is None:
+        logger.warning("no signing key: artifacts are NOT verified before unpickling")
+    store = Store(settings.store_root)
+    loaded = control.boot_model(settings, store)
     metrics = Metrics(app)
-    app.extensions["runtime"] = Runtime(loaded, settings, metrics)
+    runtime = Runtime(loaded, settings, metrics)
+    app.extensions["runtime"] = runtime
+    app.extensions["control"] = control.Control(settings, store, runtime, metrics)
     logger.info(
         "model loaded",
         extra={"sha256": loaded.sha256, "path": str(loaded.path), "schema": loaded.schema.source},
@@ -59,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_id(app)
     register_error_handlers(app, metrics)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     return app
 
 
@@ -98,7 +105,10 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
     def service_error(exc: ServiceError) -> Response:
         if request.endpoint == "api.predict" and exc.status_code < 500:
             metrics.validation_failures.labels(exc.code).inc()
-        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+        response = error_response(exc.status_code, exc.code, exc.message, exc.details)
+        if exc.status_code == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

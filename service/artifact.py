@@ -16,7 +16,7 @@ from typing import Any
 import cloudpickle
 from sklearn.exceptions import InconsistentVersionWarning
 
-from service import compat
+from service import compat, signing
 from service.errors import ArtifactNotFound, ArtifactUnreadable
 
 
@@ -74,9 +74,12 @@ def unpickle(data: bytes, *, source: Path) -> tuple[Any, str | None]:
     return obj, (versions.pop() if len(versions) == 1 else None)
 
 
-def load(path: Path) -> Artifact:
-    """Read, digest and unpickle the artifact at ``path``."""
+def load(path: Path, key: bytes | None = None) -> Artifact:
+    """Read, digest and unpickle the artifact at ``path``; with a key, only once its
+    signature is proven (on the raw bytes, before any of them is unpickled)."""
     data = read_bytes(path)
+    if key is not None:
+        signing.verify_file(data, path, key)
     obj, packed_sklearn = unpickle(data, source=path)
     return Artifact(
         path=path, sha256=sha256_hex(data), size=len(data), obj=obj, packed_sklearn=packed_sklearn

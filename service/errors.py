@@ -12,6 +12,16 @@ never has to guess a status code from a library's exception::
     ├── OutputNotSupported        422 output_not_supported
     ├── PredictionFailed          422 prediction_failed
     ├── NotReady                  503 not_ready
+    ├── Unauthorized              401 unauthorized     (admin API: no bearer token)
+    ├── Forbidden                 403 forbidden        (admin API: wrong token)
+    ├── VersionNotFound           404 version_not_found
+    ├── Conflict                  409 conflict         (e.g. deleting the active version)
+    ├── Untrusted                 422 untrusted_artifact
+    │   ├── SignatureMissing      422 signature_missing
+    │   └── SignatureInvalid      422 signature_invalid
+    ├── CandidateRejected         422 candidate_rejected (failed the isolated check)
+    ├── StoreUnavailable          507 store_unavailable  (disk full, read-only store)
+    ├── ReloadFailed              500 reload_failed
     └── ModelError                500 model_error      (raised at load time, before serving)
         ├── ArtifactNotFound      500 artifact_not_found
         ├── ArtifactUnreadable    500 artifact_unreadable
@@ -78,6 +88,59 @@ class PredictionFailed(ServiceError):
 class NotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class VersionNotFound(ServiceError):
+    status_code = 404
+    code = "version_not_found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class Untrusted(ServiceError):
+    """The artifact's bytes are not vouched for by the signing key; nothing was unpickled."""
+
+    status_code = 422
+    code = "untrusted_artifact"
+
+
+class SignatureMissing(Untrusted):
+    code = "signature_missing"
+
+
+class SignatureInvalid(Untrusted):
+    code = "signature_invalid"
+
+
+class CandidateRejected(ServiceError):
+    """The isolated check of an uploaded artifact failed: crashed, hung, or broke the contract."""
+
+    status_code = 422
+    code = "candidate_rejected"
+
+
+class StoreUnavailable(ServiceError):
+    """The model store cannot be written (disk full, read-only); nothing was changed."""
+
+    status_code = 507
+    code = "store_unavailable"
+
+
+class ReloadFailed(ServiceError):
+    code = "reload_failed"
 
 
 class ModelError(ServiceError):

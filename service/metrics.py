@@ -14,6 +14,7 @@ Gauges about the model are published by each worker itself, after fork
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from flask import Flask
@@ -84,13 +85,34 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=self.registry,
         )
-        self._published_pid: int | None = None
+        self.reloads = Counter(
+            "model_reloads",
+            "Model swaps (activations, HUP reloads) by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.last_reload = Gauge(
+            "model_last_reload_timestamp_seconds",
+            "Unix time of the last successful model swap.",
+            multiprocess_mode="max",
+            registry=self.registry,
+        )
+        self._published: tuple[int, tuple[str, str, str]] | None = None
 
     def publish_model(self, model: Any, *, ready: bool) -> None:
-        """Set this process's model gauges; cheap to call per request, it acts once per pid."""
-        pid = os.getpid()
-        if self._published_pid == pid:
+        """Set this process's model gauges; cheap per request: acts once per pid and model."""
+        labels = (model.sha256, type(model.estimator).__name__, model.loaded_at)
+        current = (os.getpid(), labels)
+        if self._published == current:
             return
-        self._published_pid = pid
-        self.info.labels(model.sha256, type(model.estimator).__name__, model.loaded_at).set(1)
+        if self._published is not None and self._published[0] == current[0]:
+            self.info.labels(*self._published[1]).set(0)  # a swap in this process
+        self._published = current
+        self.info.labels(*labels).set(1)
         self.ready.set(1 if ready else 0)
+
+    def reload(self, ok: bool) -> None:
+        """Count a swap attempt; remember when the last good one happened."""
+        self.reloads.labels("success" if ok else "failure").inc()
+        if ok:
+            self.last_reload.set(time.time())

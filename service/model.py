@@ -17,7 +17,7 @@ import pandas as pd
 import sklearn
 from sklearn.base import is_classifier
 
-from service import artifact, contract, schema
+from service import artifact, contract, payload, schema
 from service.errors import ContractViolation, OutputNotSupported, PredictionFailed
 
 OUTPUTS = ("predict", "proba", "both")
@@ -109,6 +109,20 @@ class Model:
             classes=self.classes,
         )
 
+    def warm_up(self) -> str | None:
+        """Predict the schema's example row once; the reason it failed, or None.
+
+        Proves the model serves before traffic comes (readiness) and before a candidate
+        version is activated.
+        """
+        columns = {name: [value] for name, value in self.schema.example.items()}
+        try:
+            frame = payload.to_frame(self.schema, columns, unknown="ignore")
+            self.predict(frame, "both" if self.has_proba else "predict")
+        except Exception as exc:  # any failure means "not ready", never a crash
+            return f"warm-up prediction on the example row failed: {exc}"
+        return None
+
     def metadata(self) -> dict[str, Any]:
         """What ``GET /model`` shows: features, steps, task, identity and versions."""
         return {
@@ -141,6 +155,16 @@ class Model:
             "packed_at": self.schema.packed.get("packed_at"),
         }
 
+    def record(self) -> dict[str, Any]:
+        """What the version store keeps about this model: enough to list and compare."""
+        return version_record(self.metadata())
+
+
+def version_record(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A store record from ``metadata()`` (also from a candidate check's JSON output)."""
+    keys = ("model_type", "task", "features", "packed_at", "size_bytes", "versions")
+    return {key: metadata.get(key) for key in keys}
+
 
 def _schema_for(pipeline: Any, schema_path: Path) -> schema.Schema:
     """The schema file when present (checked against the pipeline), else the inferred one."""
@@ -157,13 +181,13 @@ def _schema_for(pipeline: Any, schema_path: Path) -> schema.Schema:
     return packed
 
 
-def load(path: Path, schema_path: Path | None = None) -> Model:
-    """Read, unpickle and check the artifact; raises a ``ModelError`` that says what is wrong."""
-    loaded = artifact.load(path)
+def load(path: Path, *, key: bytes | None = None) -> Model:
+    """Read, verify, unpickle and check the artifact; raises an error that says what is wrong."""
+    loaded = artifact.load(path, key)
     pipeline = contract.check(loaded.obj)
     return Model(
         pipeline=pipeline,
-        schema=_schema_for(pipeline, schema_path or path.with_suffix(".schema.json")),
+        schema=_schema_for(pipeline, path.with_suffix(".schema.json")),
         path=path,
         sha256=loaded.sha256,
         size=loaded.size,

@@ -13,7 +13,7 @@ from typing import Any
 
 from service import payload
 from service.batching import Batcher
-from service.errors import NotReady, ServiceError
+from service.errors import NotReady, ReloadFailed
 from service.metrics import Metrics
 from service.model import Model, Prediction
 from service.settings import Settings
@@ -21,56 +21,80 @@ from service.settings import Settings
 log = logging.getLogger("service.runtime")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Readiness:
     ready: bool
     reason: str
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What one model version serves with; replaced as a whole, so a request that took
+    it keeps a consistent model, batcher and readiness even while a swap happens."""
+
+    model: Model
+    batcher: Batcher
+    readiness: Readiness
+
+
 class Runtime:
-    """The loaded model and how to use it; built once per app, before gunicorn forks."""
+    """The served model and how to use it; built once per app, before gunicorn forks."""
 
     def __init__(self, model: Model, settings: Settings, metrics: Metrics) -> None:
-        self.model = model
         self.settings = settings
         self.metrics = metrics
-        self.readiness = self._warm_up()
-        self.batcher = Batcher(
-            model,
-            metrics,
-            enabled=settings.batching,
-            max_rows=settings.batch_max_rows,
-            max_wait=settings.batch_max_wait_ms / 1000,
-        )
+        self.serving = self._prepare(model)
 
-    def _warm_up(self) -> Readiness:
-        """Predict the schema's example row once: proves the model serves before traffic comes."""
-        columns = {name: [value] for name, value in self.model.schema.example.items()}
-        try:
-            frame = payload.to_frame(self.model.schema, columns, unknown="ignore")
-            self.model.predict(frame, "both" if self.model.has_proba else "predict")
-        except (ServiceError, Exception) as exc:  # any failure means "not ready", never a crash
-            log.error("warm-up prediction failed: %s", exc)
-            return Readiness(False, f"warm-up prediction on the example row failed: {exc}")
-        return Readiness(True, "model loaded and warm")
+    @property
+    def model(self) -> Model:
+        return self.serving.model
+
+    @property
+    def readiness(self) -> Readiness:
+        return self.serving.readiness
+
+    def _prepare(self, model: Model) -> Serving:
+        failure = model.warm_up()
+        if failure is not None:
+            log.error("model not ready: %s", failure)
+        batcher = Batcher(
+            model,
+            self.metrics,
+            enabled=self.settings.batching,
+            max_rows=self.settings.batch_max_rows,
+            max_wait=self.settings.batch_max_wait_ms / 1000,
+        )
+        readiness = (
+            Readiness(False, failure) if failure else Readiness(True, "model loaded and warm")
+        )
+        return Serving(model=model, batcher=batcher, readiness=readiness)
+
+    def swap(self, model: Model) -> None:
+        """Serve ``model`` from now on, if it warms up; requests in flight finish on the old."""
+        serving = self._prepare(model)
+        if not serving.readiness.ready:
+            raise ReloadFailed(serving.readiness.reason, details={"sha256": model.sha256})
+        self.serving = serving
 
     def publish(self) -> None:
         """Per-worker gauges; see :meth:`Metrics.publish_model`."""
         self.metrics.publish_model(self.model, ready=self.readiness.ready)
 
-    def predict(self, body: bytes) -> tuple[Prediction, int]:
-        """Validate a request body and score it; returns the prediction and the row count."""
-        if not self.readiness.ready:
-            raise NotReady(self.readiness.reason)
+    def predict(self, body: bytes) -> tuple[Prediction, int, str]:
+        """Validate a request body and score it: the prediction, its rows, and the sha256
+        of the version that computed it."""
+        serving = self.serving
+        if not serving.readiness.ready:
+            raise NotReady(serving.readiness.reason)
         request = payload.parse(
             body,
-            self.model.schema,
+            serving.model.schema,
             max_rows=self.settings.max_rows,
             unknown=self.settings.unknown_columns,
         )
-        result = self.batcher.predict(request)
+        result = serving.batcher.predict(request)
         self.metrics.rows.inc(request.rows)
-        return result, request.rows
+        return result, request.rows, serving.model.sha256
 
     def usage(self, base_url: str) -> dict[str, Any]:
         """How to call the API, with a request built from this model's example row."""

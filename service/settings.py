@@ -64,6 +64,33 @@ class Settings:
     """How long a batch may wait to fill before it runs. 0: never wait, batch only what
     queued while the previous call ran (no added latency when idle)."""
 
+    signing_key: str = field(
+        default="", repr=False, metadata={"env": "MODEL_SIGNING_KEY", "file_env": True}
+    )
+    """HMAC key that artifacts must be signed with (or ``MODEL_SIGNING_KEY_FILE``)."""
+
+    allow_unsigned: bool = field(default=False, metadata={"env": "ALLOW_UNSIGNED_MODELS"})
+    """Without a signing key the service refuses to start unless this says so explicitly."""
+
+    admin_token: str = field(
+        default="", repr=False, metadata={"env": "ADMIN_TOKEN", "file_env": True}
+    )
+    """Bearer token of the admin API (or ``ADMIN_TOKEN_FILE``); empty: admin API disabled."""
+
+    download_requires_token: bool = field(
+        default=False, metadata={"env": "DOWNLOAD_REQUIRES_TOKEN"}
+    )
+    """Protect ``GET /model/download`` with the admin token too."""
+
+    max_upload_bytes: int = field(default=512 * 1024 * 1024, metadata={"env": "MAX_UPLOAD_BYTES"})
+    """Largest artifact the admin API accepts."""
+
+    candidate_timeout_s: float = field(default=60.0, metadata={"env": "CANDIDATE_TIMEOUT_S"})
+    """Time limit of the isolated check of an uploaded artifact."""
+
+    candidate_memory_mb: int = field(default=4096, metadata={"env": "CANDIDATE_MEMORY_MB"})
+    """Address-space limit of that check, so a pickle that eats memory fails alone."""
+
     def __post_init__(self) -> None:
         if self.max_rows < 1:
             raise SettingsError(f"MAX_ROWS must be at least 1, got {self.max_rows}")
@@ -80,8 +107,25 @@ class Settings:
             raise SettingsError(
                 f"BATCH_MAX_WAIT_MS must be between 0 and 1000, got {self.batch_max_wait_ms}"
             )
+        if not self.signing_key and not self.allow_unsigned:
+            raise SettingsError(
+                "no MODEL_SIGNING_KEY (or MODEL_SIGNING_KEY_FILE) is set: artifacts could not be "
+                "verified before unpickling. Set one, or set ALLOW_UNSIGNED_MODELS=true to "
+                "accept unsigned artifacts knowingly"
+            )
+        object.__setattr__(self, "log_level", self.log_level.upper())  # gunicorn's is lower case
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL must be one of {LOG_LEVELS}, got {self.log_level!r}")
+
+    @property
+    def key(self) -> bytes | None:
+        """The signing key as bytes, or None when artifacts are not verified."""
+        return self.signing_key.encode() if self.signing_key else None
+
+    @property
+    def store_root(self) -> Path:
+        """The versioned store lives beside the bootstrap artifact."""
+        return self.model_path.parent
 
     @property
     def schema_path(self) -> Path:
@@ -95,14 +139,26 @@ class Settings:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name = f.metadata["env"]
-            if name not in environ:
+            raw = _raw(environ, name, from_file=f.metadata.get("file_env", False))
+            if raw is None:
                 continue
             coerce = _coercer(f.type)
             try:
-                values[f.name] = coerce(environ[name])
+                values[f.name] = coerce(raw)
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from exc
         return cls(**values)
+
+
+def _raw(environ: Mapping[str, str], name: str, *, from_file: bool) -> str | None:
+    """The variable's value; for secrets, ``NAME_FILE`` names a file holding it instead."""
+    if from_file and environ.get(f"{name}_FILE"):
+        path = Path(environ[f"{name}_FILE"])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
+    return environ.get(name)
 
 
 def _coercer(annotation: object) -> Callable[[str], Any]:

@@ -14,12 +14,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${MODEL_DIR:=$here/../../binary}"             # served by nginx for downloads
 : "${MAX_BODY_BYTES:=10485760}"                  # same limit as the service's
 : "${PROXY_READ_TIMEOUT:=35s}"                   # a little above gunicorn's timeout
+: "${MAX_UPLOAD_BYTES:=536870912}"               # admin API: artifact uploads
+: "${ADMIN_ALLOW:=all}"                          # admin API: address or CIDR allowed
 : "${NGINX_ACCESS_LOG:=$RUN_DIR/nginx-access.log}"
 : "${NGINX_ERROR_LOG:=$RUN_DIR/nginx-error.log}"
 export RUN_DIR NGINX_LISTEN METRICS_LISTEN UPSTREAM MODEL_DIR MAX_BODY_BYTES \
-  PROXY_READ_TIMEOUT NGINX_ACCESS_LOG NGINX_ERROR_LOG
+  PROXY_READ_TIMEOUT MAX_UPLOAD_BYTES ADMIN_ALLOW NGINX_ACCESS_LOG NGINX_ERROR_LOG
 
-vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG}'
+vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${MAX_UPLOAD_BYTES} ${ADMIN_ALLOW} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG}'
 mkdir -p "$out" "$RUN_DIR/nginx-temp"
 for template in "$here"/*.conf; do
   envsubst "$vars" < "$template" > "$out/$(basename "$template")"

@@ -13,10 +13,12 @@ import pytest
 import requests
 
 from deploy.stack import Stack, StackConfig
-from service import demo, packing
+from service import demo, packing, signing
 
 BODY_LIMIT = 256 * 1024
 """Small enough that the over-limit test sends little; both nginx and the app enforce it."""
+SIGNING_KEY = "integration-signing-key"
+ADMIN_TOKEN = "integration-admin-token"
 
 
 def free_port() -> int:
@@ -34,11 +36,17 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def signed_demo(folder: Path, seed: int = 5) -> Path:
+    """The demo model trained on ``seed``'s data, packed and signed into ``folder``."""
+    frame, labels = demo.dataset(rows=400, seed=seed)
+    target, _ = packing.pack(demo.train(frame, labels), frame, folder)
+    signing.write_signature(target, SIGNING_KEY.encode())
+    return target
+
+
 @pytest.fixture(scope="session")
 def stack_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frame, labels = demo.dataset(rows=400, seed=5)
-    target, _ = packing.pack(demo.train(frame, labels), frame, tmp_path_factory.mktemp("binary"))
-    return target
+    return signed_demo(tmp_path_factory.mktemp("binary"))
 
 
 def start_stack(model: Path, run_dir: Path, **env: str) -> Stack:
@@ -47,7 +55,13 @@ def start_stack(model: Path, run_dir: Path, **env: str) -> Stack:
         run_dir=run_dir,
         port=free_port(),
         metrics_port=free_port(),
-        env={"WEB_CONCURRENCY": "2", "MAX_BODY_BYTES": str(BODY_LIMIT), **env},
+        env={
+            "WEB_CONCURRENCY": "2",
+            "MAX_BODY_BYTES": str(BODY_LIMIT),
+            "MODEL_SIGNING_KEY": SIGNING_KEY,
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            **env,
+        },
     )
     return Stack(config)
 

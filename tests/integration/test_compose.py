@@ -272,14 +272,22 @@ def test_mounted_host_paths_exist(compose: dict[str, Any]) -> None:
             assert (Path(build["context"]) / build.get("dockerfile", "Dockerfile")).is_file()
 
 
-def test_bind_mounts_are_read_only(compose: dict[str, Any]) -> None:
-    """The model and the configs are inputs: no container may rewrite them on the host."""
+def test_bind_mounts_are_read_only_but_the_store(compose: dict[str, Any]) -> None:
+    """Configs are inputs no container may rewrite; only the app writes binary/, its store."""
     for name, svc in compose["services"].items():
         for mount in mounts(svc):
-            if mount.kind == "bind":
+            if mount.kind == "bind" and not (name == "app" and mount.source == str(BINARY_DIR)):
                 assert mount.read_only, f"{name} mounts {mount.source} read-write"
-    assert mount_of(service(compose, "app"), BINARY_DIR).read_only
+    assert not mount_of(service(compose, "app"), BINARY_DIR).read_only
     assert mount_of(service(compose, "nginx"), BINARY_DIR).read_only
+
+
+def test_app_gets_its_secrets_from_files(compose: dict[str, Any]) -> None:
+    """Key and token reach the app as files (compose secrets), never in the compose file."""
+    env = service(compose, "app")["environment"]
+    assert env["MODEL_SIGNING_KEY_FILE"] == "/run/secrets/signing_key"
+    assert env["ADMIN_TOKEN_FILE"] == "/run/secrets/admin_token"
+    assert "MODEL_SIGNING_KEY" not in env and "ADMIN_TOKEN" not in env
 
 
 def test_nginx_command_renders_with_render_sh(compose: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from deploy.stack import ROOT, Stack, StackError
-from tests.integration.conftest import free_port, start_stack, wait_for
+from service import signing
+from tests.integration.conftest import SIGNING_KEY, free_port, start_stack, wait_for
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -33,6 +34,7 @@ def processes_mentioning(text: str) -> list[int]:
 def test_broken_model_stops_gunicorn_with_the_loader_message(tmp_path: Path) -> None:
     model = tmp_path / "pipeline.pkl"
     model.write_bytes(b"definitely not a pickle")
+    signing.write_signature(model, SIGNING_KEY.encode())
     stack = start_stack(model, tmp_path / "run")
     with pytest.raises(StackError) as caught:
         stack.__enter__()
@@ -43,10 +45,12 @@ def test_broken_model_stops_gunicorn_with_the_loader_message(tmp_path: Path) -> 
 def test_make_run_launcher_stops_everything_on_ctrl_c(stack_model: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     port = free_port()
+    env = {**os.environ, "MODEL_SIGNING_KEY": SIGNING_KEY}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "deploy.stack", "--model", str(stack_model)]
         + ["--port", str(port), "--metrics-port", str(free_port()), "--run-dir", str(run_dir)],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

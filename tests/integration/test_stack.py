@@ -95,7 +95,7 @@ def test_download_is_served_by_nginx(
     assert (cached.status_code, cached.content) == (304, b"")
     part = http.get(f"{stack.base_url}/model/download", headers={"Range": "bytes=0-9"})
     assert (part.status_code, part.content) == (206, artifact[:10])
-    internal = http.get(f"{stack.base_url}/_artifacts/pipeline.pkl")
+    internal = http.get(f"{stack.base_url}/_artifacts/store/{sha}/pipeline.pkl")
     assert internal.status_code == 404
 
 

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from service.app import create_app
 from service.settings import Settings
 from tests.estimators import FailingClassifier
+from tests.unit.conftest import private_copy
 
 ROWS = {
     "age": [30, 61, 45],
@@ -26,6 +27,12 @@ ROWS = {
     "region": ["north", "west", "south"],
     "employment": ["salaried", "unemployed", "self-employed"],
 }
+
+
+def copied(path: Path, folder: Path) -> Path:
+    target = folder / path.name
+    target.write_bytes(path.read_bytes())
+    return target
 
 
 def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def test_readyz_503_when_warm_up_fails(tmp_path: Path, demo_pipeline: Any, demo_
     pipeline.fit(*demo_data)
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(cloudpickle.dumps(pipeline))
-    client = create_app(Settings(model_path=path)).test_client()
+    client = create_app(Settings(model_path=path, allow_unsigned=True)).test_client()
     error = error_of(client.get("/readyz"), 503, "not_ready")
     assert "warm-up prediction on the example row failed" in error["message"]
     assert "refuses every row" in error["message"]
@@ -106,11 +113,18 @@ def test_download_honours_if_none_match(client: FlaskClient) -> None:
         assert other.status_code == 200
 
 
-def test_download_behind_nginx_delegates_the_bytes(model_path: Path) -> None:
-    app = create_app(Settings(model_path=model_path, download_accel_prefix="/_artifacts/"))
+def test_download_behind_nginx_delegates_the_bytes(model_path: Path, tmp_path: Path) -> None:
+    app = create_app(
+        Settings(
+            model_path=private_copy(model_path, tmp_path),
+            download_accel_prefix="/_artifacts/",
+            allow_unsigned=True,
+        )
+    )
     response = app.test_client().get("/model/download")
     assert response.status_code == 200
-    assert response.headers["X-Accel-Redirect"] == "/_artifacts/pipeline.pkl"
+    sha = app.extensions["runtime"].model.sha256
+    assert response.headers["X-Accel-Redirect"] == f"/_artifacts/store/{sha}/pipeline.pkl"
     assert response.data == b""
 
 
@@ -136,8 +150,10 @@ def test_predictions_equal_in_process(
         assert body["classes"] == ["approved", "declined"]
 
 
-def test_regressor_predicts_and_refuses_proba(regressor_path: Path) -> None:
-    client = create_app(Settings(model_path=regressor_path)).test_client()
+def test_regressor_predicts_and_refuses_proba(regressor_path: Path, tmp_path: Path) -> None:
+    client = create_app(
+        Settings(model_path=copied(regressor_path, tmp_path), allow_unsigned=True)
+    ).test_client()
     data = {"size": [50.0, 120.0], "rooms": [2, 4], "city": ["nice", "lyon"]}
     body = client.post("/model/predict", json={"data": data}).get_json()
     assert body["predictions"] == pytest.approx([500 + 6, 1200 + 12], rel=0.05)

@@ -8,10 +8,13 @@ import pytest
 
 from service.settings import Settings, SettingsError
 
+UNSIGNED = {"ALLOW_UNSIGNED_MODELS": "true"}
+
 
 def test_defaults_without_environment() -> None:
-    settings = Settings.from_env({})
-    assert settings == Settings()
+    settings = Settings.from_env(UNSIGNED)
+    assert settings == Settings(allow_unsigned=True)
+    assert settings.key is None
     assert settings.schema_path == Path("binary/pipeline.schema.json")
 
 
@@ -24,6 +27,7 @@ def test_values_are_coerced() -> None:
             "UNKNOWN_COLUMNS": "ignore",
             "LOG_LEVEL": "DEBUG",
             "DOWNLOAD_ACCEL_PREFIX": "/_artifacts/",
+            **UNSIGNED,
         }
     )
     assert settings.model_path == Path("/models/a.pkl")
@@ -31,6 +35,23 @@ def test_values_are_coerced() -> None:
     assert (settings.max_rows, settings.max_body_bytes) == (7, 4096)
     assert (settings.unknown_columns, settings.log_level) == ("ignore", "DEBUG")
     assert settings.download_accel_prefix == "/_artifacts/"
+
+
+def test_secrets_come_from_variables_or_files(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("from-a-file\n")
+    settings = Settings.from_env(
+        {"MODEL_SIGNING_KEY_FILE": str(tmp_path / "key"), "ADMIN_TOKEN": "tok", "LOG_LEVEL": "info"}
+    )
+    assert settings.key == b"from-a-file"
+    assert (settings.admin_token, settings.log_level) == ("tok", "INFO")
+    assert "from-a-file" not in repr(settings)
+
+
+def test_unsigned_models_need_an_explicit_choice() -> None:
+    with pytest.raises(SettingsError, match="ALLOW_UNSIGNED_MODELS=true"):
+        Settings.from_env({})
+    with pytest.raises(SettingsError, match="MODEL_SIGNING_KEY_FILE: cannot read"):
+        Settings.from_env({"MODEL_SIGNING_KEY_FILE": "/nonexistent/key"})
 
 
 @pytest.mark.parametrize(
@@ -45,4 +66,4 @@ def test_values_are_coerced() -> None:
 )
 def test_bad_values_fail_fast_naming_the_variable(environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(SettingsError, match=fragment):
-        Settings.from_env(environ)
+        Settings.from_env({**UNSIGNED, **environ})

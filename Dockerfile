@@ -1,0 +1,89 @@
+# The model server image: gunicorn (deploy/gunicorn.conf.py) serving service.wsgi:app.
+#
+#   docker build -t model-serving .                  # production image (last stage, `runtime`)
+#   docker build --target test -t model-serving:test .   # + make, nginx, prometheus: `make test`
+#
+# The model is NOT baked in: mount a folder holding pipeline.pkl and pipeline.schema.json
+# read-only at /srv/binary (docker-compose.yml does). nginx runs in its own container.
+
+# Debian release pinned so the test stage's apt packages (nginx, prometheus, docker-compose
+# 1.29.2) are the ones .ci/run installs on a bookworm machine.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- base: interpreter, runtime dependencies, unprivileged user ----------------------------
+FROM ${PYTHON_IMAGE} AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN groupadd --gid 10001 app \
+ && useradd --uid 10001 --gid app --create-home --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml alone: editing service/ or deploy/ reuses this
+# layer, and only a change to pyproject.toml reinstalls numpy, scikit-learn and pandas.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(project['dependencies']))" > /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+
+# ---- test: everything `make test` needs (built only with --target test) -------------------
+FROM base AS test
+
+# make: the Makefile; nginx + gettext-base (envsubst): the stack tests; prometheus: promtool
+# and the scrape test; docker-compose: validates docker-compose.yml (no engine needed).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      make nginx prometheus gettext-base docker-compose \
+ && rm -rf /var/lib/apt/lists/*
+
+# The Makefile uses .venv/: build it here, seeing the runtime dependencies installed above,
+# with the dev extras on top (again from pyproject.toml alone, for the layer cache).
+RUN python -m venv --system-site-packages .venv \
+ && python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(project['optional-dependencies']['dev']))" > /tmp/requirements-dev.txt \
+ && .venv/bin/pip install --no-cache-dir -r /tmp/requirements-dev.txt \
+ && rm /tmp/requirements-dev.txt
+
+# The whole repository minus .dockerignore: tests, Makefile, deploy/, compose file...
+COPY --chown=app:app . .
+# The stamp tells make the venv is current, so `make test` does not rebuild it (no network).
+RUN .venv/bin/pip install --no-cache-dir --no-deps -e . \
+ && touch .venv/.installed-stamp \
+ && chown app:app /app
+
+USER app
+CMD ["make", "test"]
+
+# ---- runtime: the production image (the default target: keep it last) --------------------
+FROM base AS runtime
+
+COPY service/ service/
+RUN pip install --no-cache-dir --no-deps . \
+ && rm -rf build ./*.egg-info
+COPY deploy/ deploy/
+
+# Set before Python starts: prometheus_client picks its multiprocess storage at import time.
+# One BLAS/OpenMP thread per gunicorn worker (workers = cores). The model is mounted at
+# /srv/binary; downloads are handed to nginx's internal /_artifacts/ location.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1 \
+    BIND=0.0.0.0:8000 \
+    MODEL_PATH=/srv/binary/pipeline.pkl \
+    DOWNLOAD_ACCEL_PREFIX=/_artifacts/
+
+USER 10001:10001
+EXPOSE 8000
+
+# Readiness, not liveness: healthy only once the model loaded and its warm-up prediction
+# passed. urlopen raises on a refused connection and on any non-2xx, so both exit 1.
+# start-period covers loading a large pipeline; failures during it do not count.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+
+# Exec form: gunicorn is PID 1 and gets SIGTERM directly for a graceful stop.
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "service.wsgi:app"]

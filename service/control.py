@@ -1,0 +1,261 @@
+"""Model control: which version serves, uploading new ones, and swapping without downtime.
+
+Boot: the store's active version is served; a store with none imports the
+bootstrap ``MODEL_PATH`` as its first version. Every artifact's signature is
+checked on its raw bytes before anything unpickles it.
+
+Swap under gunicorn (see README, "Model control"): the worker that handles
+``activate`` moves the ``ACTIVE`` pointer and sends HUP to the master. The
+master's ``on_reload`` hook (deploy/gunicorn.conf.py) loads the new version
+into the preloaded app and reports the outcome in a status file; gunicorn
+then forks fresh workers from it, which share the new model copy-on-write,
+and retires the old ones gracefully. The handler returns once no old worker
+but itself is left. Without gunicorn (tests, ``flask run``) the swap happens
+in-process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from service import candidate, model, signing
+from service.errors import (
+    BadRequest,
+    Conflict,
+    PayloadTooLarge,
+    ReloadFailed,
+    ServiceError,
+    StoreUnavailable,
+)
+from service.metrics import Metrics
+from service.runtime import Runtime
+from service.settings import Settings
+from service.store import Store, now, storage_errors, write_atomic
+
+log = logging.getLogger("service.control")
+
+CHUNK = 1024 * 1024
+STATUS = ".reload-status.json"
+RETIRE_LINGER = 2.5
+"""gunicorn gives a retiring gthread worker's idle keep-alive connections 2 s
+(STOP_KEEPALIVE_LINGER); after that no old worker but the caller can answer."""
+
+
+def boot_model(settings: Settings, store: Store) -> model.Model:
+    """The model to serve at start-up: the active version, else the bootstrap artifact."""
+    active = store.active()
+    if active is not None:
+        return model.load(store.path(active), key=settings.key)
+    loaded = model.load(settings.model_path, key=settings.key)
+    try:
+        store.import_bootstrap(settings.model_path, loaded.sha256, loaded.record())
+    except (StoreUnavailable, OSError) as exc:
+        log.warning("model store not writable (%s): serving MODEL_PATH without versions", exc)
+        return loaded
+    return model.load(store.path(loaded.sha256), key=settings.key)
+
+
+def features_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Columns a candidate adds, removes, or reads with another type or nullability."""
+    before = {f["name"]: f for f in old}
+    after = {f["name"]: f for f in new}
+    return {
+        "added": sorted(after.keys() - before.keys()),
+        "removed": sorted(before.keys() - after.keys()),
+        "changed": sorted(
+            name
+            for name in before.keys() & after.keys()
+            if (before[name]["type"], before[name]["nullable"])
+            != (after[name]["type"], after[name]["nullable"])
+        ),
+    }
+
+
+class Control:
+    """The admin operations, over one store, for one app."""
+
+    def __init__(self, settings: Settings, store: Store, runtime: Runtime, metrics: Metrics):
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self.metrics = metrics
+        self.reload_via_master: Callable[[], int] | None = None
+        """Set by gunicorn's post_fork hook: signals the master and returns its pid."""
+
+    # ---- upload --------------------------------------------------------------------------
+
+    def upload(self, stream: BinaryIO, signature: str | None) -> dict[str, Any]:
+        """Stream an artifact to disk, verify it, check it in isolation, then store it."""
+        fd, path = self.store.new_upload_file()
+        try:
+            sha256, expected = self._receive(stream, fd)
+            if self.settings.key is not None:
+                signing.check(expected or "", signature, what="the uploaded artifact")
+            metadata = candidate.check(
+                path,
+                timeout=self.settings.candidate_timeout_s,
+                memory_mb=self.settings.candidate_memory_mb,
+            )
+            if metadata.get("sha256") != sha256:
+                raise Conflict("the artifact changed while it was checked")
+            record = {**model.version_record(metadata), "source": "upload"}
+            stored = self.store.add(sha256, path, record, signature=signature)
+        finally:
+            path.unlink(missing_ok=True)
+        active = self.runtime.model.metadata()["features"]
+        return {**stored, "features_diff": features_diff(active, stored["features"])}
+
+    def _receive(self, stream: BinaryIO, fd: int) -> tuple[str, str | None]:
+        """Copy the body to ``fd`` within the size limit; its sha256 and HMAC."""
+        digest = hashlib.sha256()
+        signer = signing.Signer(self.settings.key) if self.settings.key else None
+        size = 0
+        with storage_errors("receive the upload"), os.fdopen(fd, "wb") as handle:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > self.settings.max_upload_bytes:
+                    raise PayloadTooLarge(
+                        f"the artifact exceeds MAX_UPLOAD_BYTES={self.settings.max_upload_bytes}",
+                        details={"max_upload_bytes": self.settings.max_upload_bytes},
+                    )
+                digest.update(chunk)
+                if signer is not None:
+                    signer.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if size == 0:
+            raise BadRequest("the body is empty: send the artifact's bytes")
+        return digest.hexdigest(), signer.hexdigest() if signer else None
+
+    # ---- activation ----------------------------------------------------------------------
+
+    def activate(self, sha256: str) -> dict[str, Any]:
+        """Make a stored version the served one, in every worker, before returning."""
+        self.store.require(sha256)
+        with self._exclusive():
+            previous = self.store.active()
+            self.store.activate(sha256)
+            try:
+                workers = self._swap(sha256)
+            except ServiceError:
+                if previous is not None:
+                    self.store.activate(previous)
+                raise
+        return {"active": self.store.record(sha256), "previous": previous, "workers": workers}
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One activation at a time, across every worker process."""
+        with (self.store.root / ".activate.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _swap(self, sha256: str) -> list[int]:
+        if self.reload_via_master is None:
+            try:
+                self.runtime.swap(model.load(self.store.path(sha256), key=self.settings.key))
+            except ServiceError as exc:
+                self.metrics.reload(False)
+                raise ReloadFailed(f"version {sha256} failed to load: {exc.message}") from exc
+            self.metrics.reload(True)
+            return [os.getpid()]
+        return self._swap_workers(sha256)
+
+    def _swap_workers(self, sha256: str) -> list[int]:
+        """HUP the master, wait for its reload verdict, then for the old workers to leave."""
+        master = os.getppid()
+        old = set(children(master)) - {os.getpid()}
+        seq = read_status(self.store.root).get("seq", 0)
+        signalled = time.monotonic()
+        self.reload_via_master()  # type: ignore[misc]
+        status = wait_for(lambda: _newer(read_status(self.store.root), seq), 60, "master reload")
+        if not status.get("ok") or status.get("sha256") != sha256:
+            raise ReloadFailed(
+                f"the server could not load version {sha256}: {status.get('error')}",
+                details={"sha256": sha256},
+            )
+        wait_for(lambda: not (set(children(master)) & old) or None, 60, "old workers to retire")
+        time.sleep(max(0.0, signalled + RETIRE_LINGER - time.monotonic()))
+        return sorted(set(children(master)) - {os.getpid()})
+
+    # ---- listing and deleting --------------------------------------------------------------
+
+    def versions(self) -> list[dict[str, Any]]:
+        return self.store.versions()
+
+    def delete(self, sha256: str) -> None:
+        self.store.delete(sha256)
+
+
+# ---- the master's side of a swap (called from gunicorn's on_reload hook) --------------------
+
+
+def reload_in_master(control: Control) -> None:
+    """Load the active version into the preloaded app and record the outcome for the waiter."""
+    sha = control.store.active()
+    status: dict[str, Any] = {"seq": read_status(control.store.root).get("seq", 0) + 1}
+    try:
+        if sha is None:
+            raise ReloadFailed("no active version in the store")
+        if sha != control.runtime.model.sha256:
+            control.runtime.swap(model.load(control.store.path(sha), key=control.settings.key))
+        status.update(ok=True, sha256=sha)
+    except ServiceError as exc:
+        log.error("reload of %s failed, keeping %s: %s", sha, control.runtime.model.sha256, exc)
+        status.update(ok=False, sha256=sha, error=exc.message)
+    control.metrics.reload(status["ok"])
+    status["at"] = now()
+    write_atomic(control.store.root / STATUS, json.dumps(status).encode())
+
+
+def read_status(root: Path) -> dict[str, Any]:
+    try:
+        return json.loads((root / STATUS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _newer(status: dict[str, Any], seq: int) -> dict[str, Any] | None:
+    return status if status.get("seq", 0) > seq else None
+
+
+def children(pid: int) -> list[int]:
+    """A process's children (gunicorn's workers, when ``pid`` is the master)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise ReloadFailed(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def hup_master(master: int) -> Callable[[], int]:
+    """The reload trigger post_fork installs: HUP to gunicorn's master."""
+
+    def trigger() -> int:
+        os.kill(master, signal.SIGHUP)
+        return master
+
+    return trigger
