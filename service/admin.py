@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from service.control import Control
-from service.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from service.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from service.settings import Settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -55,14 +55,27 @@ def list_versions() -> Any:
 
 @bp.post("/models")
 def upload() -> Any:
-    """The body is the artifact; ``X-Model-Signature`` its HMAC. 201 with the version."""
-    if request.mimetype != "application/octet-stream":
+    """A new version: the raw artifact (``application/octet-stream``), or a form with
+    parts ``artifact`` and ``schema`` (its ``pipeline.schema.json``). ``X-Model-Signature``
+    is the artifact's HMAC. 201 with the version's record."""
+    request.max_content_length = control().settings.max_upload_bytes
+    signature = request.headers.get("X-Model-Signature")
+    if request.mimetype == "application/octet-stream":
+        record = control().upload(request.stream, signature)
+    elif request.mimetype == "multipart/form-data":
+        artifact = request.files.get("artifact")
+        if artifact is None:
+            raise BadRequest(
+                'the form has no "artifact" part', details={"parts": list(request.files)}
+            )
+        schema = request.files.get("schema")
+        record = control().upload(artifact.stream, signature, schema.read() if schema else None)
+    else:
         raise UnsupportedMediaType(
-            "send the artifact as application/octet-stream",
+            "send the artifact as application/octet-stream, or as multipart/form-data "
+            "with parts artifact and schema",
             details={"content_type": request.content_type},
         )
-    request.max_content_length = control().settings.max_upload_bytes
-    record = control().upload(request.stream, request.headers.get("X-Model-Signature"))
     return record, 201
 
 

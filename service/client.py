@@ -9,6 +9,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,14 @@ class AdminClient:
         return self.call("GET", "/admin/models")
 
     def upload(self, artifact: Path, signature: str | None) -> Any:
-        headers = {"Content-Type": "application/octet-stream"}
-        if signature:
-            headers["X-Model-Signature"] = signature
-        return self.call("POST", "/admin/models", artifact.read_bytes(), headers)
+        """The artifact, with the schema file beside it when there is one."""
+        headers = {"X-Model-Signature": signature} if signature else {}
+        schema = artifact.with_suffix(".schema.json")
+        if not schema.exists():
+            headers["Content-Type"] = "application/octet-stream"
+            return self.call("POST", "/admin/models", artifact.read_bytes(), headers)
+        body, content_type = multipart({"artifact": artifact, "schema": schema})
+        return self.call("POST", "/admin/models", body, {**headers, "Content-Type": content_type})
 
     def activate(self, sha256: str) -> Any:
         return self.call("POST", f"/admin/models/{sha256}/activate")
@@ -79,3 +84,18 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
         return f"{exc.code} {error['code']}: {error['message']}"
     except (ValueError, KeyError, TypeError):
         return f"{exc.code} {exc.reason}"
+
+
+def multipart(files: dict[str, Path]) -> tuple[bytes, str]:
+    """A multipart/form-data body of whole files (the stdlib has no encoder)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, path in files.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + path.read_bytes()
+            + b"\r\n"
+        )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

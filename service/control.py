@@ -94,13 +94,19 @@ class Control:
 
     # ---- upload --------------------------------------------------------------------------
 
-    def upload(self, stream: BinaryIO, signature: str | None) -> dict[str, Any]:
+    def upload(
+        self, stream: BinaryIO, signature: str | None, schema_json: bytes | None = None
+    ) -> dict[str, Any]:
         """Stream an artifact to disk, verify it, check it in isolation, then store it."""
         fd, path = self.store.new_upload_file()
+        schema_path = path.with_suffix(".schema.json")
         try:
             sha256, expected = self._receive(stream, fd)
             if self.settings.key is not None:
                 signing.check(expected or "", signature, what="the uploaded artifact")
+            if schema_json is not None:
+                with storage_errors("receive the schema"):
+                    schema_path.write_bytes(schema_json)
             metadata = candidate.check(
                 path,
                 timeout=self.settings.candidate_timeout_s,
@@ -109,9 +115,10 @@ class Control:
             if metadata.get("sha256") != sha256:
                 raise Conflict("the artifact changed while it was checked")
             record = {**model.version_record(metadata), "source": "upload"}
-            stored = self.store.add(sha256, path, record, signature=signature)
+            stored = self.store.add(sha256, path, record, signature=signature, schema=schema_path)
         finally:
             path.unlink(missing_ok=True)
+            schema_path.unlink(missing_ok=True)
         active = self.runtime.model.metadata()["features"]
         return {**stored, "features_diff": features_diff(active, stored["features"])}
 
