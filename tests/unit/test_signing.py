@@ -1,0 +1,59 @@
+"""Signatures: HMAC over the raw bytes, checked before any byte is unpickled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service import model, signing
+from service.errors import SignatureInvalid, SignatureMissing
+from tests import artifacts
+
+KEY = b"k" * 32
+
+
+def test_sign_is_hmac_sha256_hex() -> None:
+    signature = signing.sign(b"abc", KEY)
+    assert len(signature) == 64
+    assert signature == signing.sign(b"abc", KEY)
+    assert signature != signing.sign(b"abd", KEY)
+    assert signature != signing.sign(b"abc", b"other")
+
+
+@pytest.mark.parametrize(
+    ("signature", "error"),
+    [
+        (None, SignatureMissing),
+        ("", SignatureMissing),
+        ("zz", SignatureInvalid),
+        ("0" * 64, SignatureInvalid),
+    ],
+)
+def test_check_refuses_missing_and_wrong(signature: str | None, error: type) -> None:
+    with pytest.raises(error):
+        signing.check(signing.sign(b"abc", KEY), signature, what="x")
+
+
+def test_check_accepts_upper_case_and_whitespace() -> None:
+    signing.check(signing.sign(b"abc", KEY), " " + signing.sign(b"abc", KEY).upper(), what="x")
+
+
+def test_unsigned_or_altered_artifacts_never_unpickle(tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "pipeline.pkl"
+    path.write_bytes(artifacts.marker_pickle(marker))
+    with pytest.raises(SignatureMissing):
+        model.load(path, key=KEY)
+    signing.write_signature(path, KEY)
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(SignatureInvalid):
+        model.load(path, key=KEY)
+    assert not marker.exists()
+
+
+def test_a_signed_artifact_loads(tmp_path: Path, model_path: Path) -> None:
+    path = tmp_path / "pipeline.pkl"
+    path.write_bytes(model_path.read_bytes())
+    signing.write_signature(path, KEY)
+    assert model.load(path, key=KEY).sha256 == model.load(model_path).sha256
