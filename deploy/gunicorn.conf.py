@@ -4,6 +4,7 @@
 import gc
 import os
 import shutil
+import signal
 
 # ---- environment every process needs before numpy or prometheus_client import ------------
 # One BLAS/OpenMP thread per worker: N workers x N cores threads would oversubscribe the
@@ -40,8 +41,9 @@ backlog = 2048
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-# A worker silent for this long is killed and replaced; nginx's proxy_read_timeout is a
-# little longer (deploy/nginx/proxy.conf), so the client gets an answer, never a hang.
+# A worker whose main loop is silent this long is killed and replaced. gthread workers
+# heartbeat from their main loop even while a request thread is busy, so a slow prediction
+# is bounded by the service's own PREDICT_TIMEOUT_S (25 s), below nginx's 35 s.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Above nginx's upstream keepalive_timeout (4 s), so nginx closes idle connections first.
@@ -83,10 +85,13 @@ def when_ready(server):
 
 
 def post_fork(server, worker):
-    """Model swaps from this worker go through the master, so every worker gets them."""
+    """Wire the worker to its master: model swaps go through the master (so every worker
+    gets them), and a worker whose prediction overran its deadline asks to be replaced."""
     from service.control import hup_master
 
-    server.app.wsgi().extensions["control"].reload_via_master = hup_master(server.pid)
+    app = server.app.wsgi()
+    app.extensions["control"].reload_via_master = hup_master(server.pid)
+    app.extensions["runtime"].on_stuck = lambda: os.kill(os.getpid(), signal.SIGTERM)
 
 
 def on_reload(server):

@@ -20,10 +20,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.deadline import DeadlineExceeded, ModelThread
+from service.errors import PredictionTimeout, WorkerRestarting
 from service.metrics import Metrics
 from service.model import Model, Prediction
 from service.payload import Columns, Request, build_frame
@@ -65,12 +68,18 @@ class Batcher:
         enabled: bool = True,
         max_rows: int = 2048,
         max_wait: float = 0.0,
+        timeout: float = 0.0,
+        on_stuck: Callable[[], None] = lambda: None,
     ) -> None:
         self.model = model
         self.metrics = metrics
         self.enabled = enabled
         self.max_rows = max_rows
         self.max_wait = max_wait
+        self.stuck = False
+        """A pipeline call overran ``timeout``: this worker can no longer score."""
+        self._on_stuck = on_stuck
+        self._thread = ModelThread(timeout)
         self._queue: deque[Job] = deque()
         self._busy = False
         self._changed = threading.Condition()
@@ -89,6 +98,10 @@ class Batcher:
                     self._changed.wait()
                 if job.done:
                     break
+                if self.stuck:
+                    raise WorkerRestarting(
+                        "this worker is being replaced after an overdue prediction; retry"
+                    )
                 self._busy = True
                 if self.enabled and self.max_wait:
                     self._changed.wait_for(self._full, timeout=self.max_wait)
@@ -122,17 +135,35 @@ class Batcher:
         for job in jobs:
             self.metrics.queue_seconds.observe(started - job.queued_at)
         try:
-            self._score(jobs)
+            self._thread.call(lambda: self._score(jobs))
+        except DeadlineExceeded as exc:
+            self._give_up(jobs, exc)
         except Exception as exc:  # handed to the request that caused it, re-raised there
             if len(jobs) == 1:
                 jobs[0].error = exc
             else:
                 for job in jobs:
-                    self._run([job])
+                    if self.stuck:
+                        job.error = WorkerRestarting("this worker is being replaced; retry")
+                    else:
+                        self._run([job])
         finally:
             for job in jobs:
                 job.done = True
         self.metrics.prediction_seconds.observe(time.perf_counter() - started)
+
+    def _give_up(self, jobs: list[Job], exc: DeadlineExceeded) -> None:
+        """The batch overran: its requests get 504, queued ones 503 (nginx retries those
+        elsewhere), and the worker asks to be replaced: its model thread is lost."""
+        self.stuck = True
+        for job in jobs:
+            job.error = PredictionTimeout(str(exc), details={"timeout_s": self._thread.timeout})
+        with self._changed:
+            while self._queue:
+                queued = self._queue.popleft()
+                queued.error = WorkerRestarting("this worker is being replaced; retry")
+                queued.done = True
+        self._on_stuck()
 
     def _score(self, jobs: list[Job]) -> None:
         requests = [job.request for job in jobs]

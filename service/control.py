@@ -218,8 +218,9 @@ def reload_in_master(control: Control) -> None:
     try:
         if sha is None:
             raise ReloadFailed("no active version in the store")
-        if sha != control.runtime.model.sha256:
-            control.runtime.swap(model.load(control.store.path(sha), key=control.settings.key))
+        # Always from disk, even for the version already served: a HUP also proves the
+        # active artifact is still intact (and says why when it is not).
+        control.runtime.swap(model.load(control.store.path(sha), key=control.settings.key))
         status.update(ok=True, sha256=sha)
     except ServiceError as exc:
         log.error("reload of %s failed, keeping %s: %s", sha, control.runtime.model.sha256, exc)

@@ -12,6 +12,8 @@ never has to guess a status code from a library's exception::
     ├── OutputNotSupported        422 output_not_supported
     ├── PredictionFailed          422 prediction_failed
     ├── NotReady                  503 not_ready
+    │   └── WorkerRestarting      503 worker_restarting (nginx retries it on another worker)
+    ├── PredictionTimeout         504 prediction_timeout
     ├── Unauthorized              401 unauthorized     (admin API: no bearer token)
     ├── Forbidden                 403 forbidden        (admin API: wrong token)
     ├── VersionNotFound           404 version_not_found
@@ -88,6 +90,17 @@ class PredictionFailed(ServiceError):
 class NotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+
+
+class WorkerRestarting(NotReady):
+    """This worker's model thread is stuck on an overdue call; another worker must answer."""
+
+    code = "worker_restarting"
+
+
+class PredictionTimeout(ServiceError):
+    status_code = 504
+    code = "prediction_timeout"
 
 
 class Unauthorized(ServiceError):

@@ -8,6 +8,7 @@ gets JSON-native results back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,9 @@ class Runtime:
     def __init__(self, model: Model, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.on_stuck: Callable[[], None] = lambda: None
+        """What a worker does once a prediction overran its deadline: gunicorn's post_fork
+        hook makes it stop the worker so the master replaces it."""
         self.serving = self._prepare(model)
 
     @property
@@ -51,6 +55,8 @@ class Runtime:
 
     @property
     def readiness(self) -> Readiness:
+        if self.serving.batcher.stuck:
+            return Readiness(False, "a prediction overran PREDICT_TIMEOUT_S; worker restarting")
         return self.serving.readiness
 
     def _prepare(self, model: Model) -> Serving:
@@ -63,6 +69,8 @@ class Runtime:
             enabled=self.settings.batching,
             max_rows=self.settings.batch_max_rows,
             max_wait=self.settings.batch_max_wait_ms / 1000,
+            timeout=self.settings.predict_timeout_s,
+            on_stuck=lambda: self.on_stuck(),
         )
         readiness = (
             Readiness(False, failure) if failure else Readiness(True, "model loaded and warm")

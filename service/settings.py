@@ -64,6 +64,10 @@ class Settings:
     """How long a batch may wait to fill before it runs. 0: never wait, batch only what
     queued while the previous call ran (no added latency when idle)."""
 
+    predict_timeout_s: float = field(default=25.0, metadata={"env": "PREDICT_TIMEOUT_S"})
+    """Deadline of one pipeline call: past it the request gets 504 and the worker is replaced.
+    Below nginx's proxy_read_timeout (35 s), so the client gets the service's answer. 0: none."""
+
     signing_key: str = field(
         default="", repr=False, metadata={"env": "MODEL_SIGNING_KEY", "file_env": True}
     )

@@ -46,3 +46,21 @@ class PickyClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, x: Any) -> Any:
         positive = self.predict(x).astype(float)
         return np.column_stack([1 - positive, positive])
+
+
+class SleepOnMarker(ClassifierMixin, BaseEstimator):
+    """Predicts ``x > 0``; a row equal to ``marker`` makes it sleep ``seconds``: a stuck call."""
+
+    def __init__(self, marker: float = 999.0, seconds: float = 30.0) -> None:
+        self.marker = marker
+        self.seconds = seconds
+
+    def fit(self, x: Any, y: Any) -> SleepOnMarker:
+        self.classes_ = np.array([False, True])
+        return self
+
+    def predict(self, x: Any) -> Any:
+        first = np.asarray(x, dtype=float)[:, 0]
+        if np.any(first == self.marker):
+            time.sleep(self.seconds)
+        return first > 0

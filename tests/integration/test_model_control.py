@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     signed_demo,
     start_stack,
 )
+from tests.integration.load import Load
 
 ROWS = {
     "age": [25, 38, 52, 67],
@@ -121,38 +122,15 @@ def test_swaps_under_load_lose_nothing(control_stack: Stack, second_model: Path)
     assert upload_model(control_stack, second_model).status_code == 201
     one = predict(control_stack)["model"]["sha256"]
     two = sha_of(second_model)
-    versions, failures, stop = [], [], threading.Event()
-
-    def load() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                try:
-                    response = session.post(
-                        f"{control_stack.base_url}/model/predict", json={"data": ROWS}, timeout=10
-                    )
-                    if response.status_code != 200:
-                        failures.append(f"{response.status_code} {response.text[:200]}")
-                    else:
-                        versions.append(response.json()["model"]["sha256"])
-                except requests.RequestException as exc:
-                    failures.append(repr(exc))
-
-    clients = [threading.Thread(target=load) for _ in range(4)]
-    for client in clients:
-        client.start()
-    try:
+    with Load(f"{control_stack.base_url}/model/predict", {"data": ROWS}, clients=4) as load:
         for target in [two, one, two, one, two]:
             response = activate(control_stack, target)
             assert response.status_code == 200, response.text
             after = [predict(control_stack)["model"]["sha256"] for _ in range(8)]
             assert set(after) == {target}, "after activate returns only the new version answers"
-    finally:
-        stop.set()
-        for client in clients:
-            client.join(timeout=30)
-    assert failures == []
-    assert len(versions) > 50
-    assert set(versions) == {one, two}
+    assert load.failures == []
+    assert len(load.ok) > 50
+    assert {r["model"]["sha256"] for r in load.ok} == {one, two}
     activate(control_stack, one)
 
 

@@ -1,0 +1,204 @@
+"""Faults on the real stack, each bounded in time: nothing a client sent is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from sklearn.pipeline import Pipeline
+
+from deploy.stack import Stack
+from service import compat, packing, signing
+from tests.estimators import SleepOnMarker
+from tests.integration.conftest import (
+    ADMIN_TOKEN,
+    SIGNING_KEY,
+    signed_demo,
+    start_stack,
+    wait_for,
+)
+from tests.integration.load import Load
+
+compat.install()
+from sklearn_pandas import DataFrameMapper  # noqa: E402
+
+DEMO_BODY = {
+    "data": {
+        "age": [33],
+        "income": [39000.0],
+        "debt_ratio": [0.3],
+        "region": ["west"],
+        "employment": ["salaried"],
+    }
+}
+MARKER = 999.0
+
+
+def sleepy_model(folder: Path, seconds: float) -> Path:
+    """A model that answers at once, except for x == MARKER, which takes ``seconds``."""
+    sample = pd.DataFrame({"x": [1.0, -1.0]})
+    pipeline = Pipeline(
+        [("m", DataFrameMapper([(["x"], None)])), ("clf", SleepOnMarker(MARKER, seconds))]
+    ).fit(sample, [True, False])
+    target, _ = packing.pack(pipeline, sample, folder)
+    signing.write_signature(target, SIGNING_KEY.encode())
+    return target
+
+
+def predict_url(stack: Stack) -> str:
+    return f"{stack.base_url}/model/predict"
+
+
+@pytest.fixture
+def demo_stack(tmp_path: Path) -> Iterator[Stack]:
+    with start_stack(signed_demo(tmp_path / "binary"), tmp_path / "run") as stack:
+        yield stack
+
+
+def test_sigkill_of_a_worker_under_load_loses_no_request(demo_stack: Stack) -> None:
+    with Load(predict_url(demo_stack), DEMO_BODY, clients=6) as load:
+        load.wait_for_requests(100)
+        victim = demo_stack.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: len(demo_stack.worker_pids()) == 2 and victim not in demo_stack.worker_pids(),
+            30,
+            "a replacement worker",
+        )
+        load.wait_for_requests(100)
+    assert load.failures == []
+
+
+def test_hup_under_load_loses_no_request(demo_stack: Stack) -> None:
+    before = set(demo_stack.worker_pids())
+    with Load(predict_url(demo_stack), DEMO_BODY, clients=6) as load:
+        load.wait_for_requests(100)
+        os.kill(demo_stack.gunicorn.pid, signal.SIGHUP)  # type: ignore[union-attr]
+        wait_for(lambda: not set(demo_stack.worker_pids()) & before, 30, "workers to be renewed")
+        load.wait_for_requests(100)
+    assert load.failures == []
+    assert len(demo_stack.worker_pids()) == 2
+
+
+def test_sigterm_finishes_in_flight_then_nginx_answers_503(tmp_path: Path) -> None:
+    model = sleepy_model(tmp_path / "binary", seconds=1.5)
+    with start_stack(model, tmp_path / "run") as stack:
+        results: list[Any] = []
+
+        def slow() -> None:
+            body = {"data": {"x": [MARKER]}}
+            results.append(requests.post(predict_url(stack), json=body, timeout=30))
+
+        in_flight = [threading.Thread(target=slow) for _ in range(2)]
+        for thread in in_flight:
+            thread.start()
+        wait_for(lambda: _busy(stack), 10, "requests to reach the workers")
+        stack.gunicorn.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        for thread in in_flight:
+            thread.join(timeout=30)
+        assert [r.status_code for r in results] == [200, 200]
+        stack.gunicorn.wait(timeout=30)  # type: ignore[union-attr]
+        for path in ("/model/predict", "/readyz"):
+            response = requests.post(stack.base_url + path, json={"data": {"x": [1.0]}})
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "2"
+            assert response.json()["error"]["code"] == "service_unavailable"
+
+
+def _busy(stack: Stack) -> bool:
+    """Both workers are inside a request (their access log has not yet got the lines)."""
+    log = (stack.run_dir / "nginx-access.log").read_text()
+    return log.count('"uri":"/model/predict"') == 0 and _connections(stack) >= 2
+
+
+def _connections(stack: Stack) -> int:
+    """Open connections from nginx to gunicorn's socket."""
+    out = subprocess.run(["ss", "-xH", "state", "connected"], capture_output=True, text=True)
+    return out.stdout.count(str(stack.socket))
+
+
+def test_overdue_prediction_gets_504_and_its_worker_is_replaced(tmp_path: Path) -> None:
+    model = sleepy_model(tmp_path / "binary", seconds=30)
+    with start_stack(model, tmp_path / "run", PREDICT_TIMEOUT_S="2") as stack:
+        before = set(stack.worker_pids())
+        with Load(predict_url(stack), {"data": {"x": [1.0, -2.0]}}, clients=4) as load:
+            load.wait_for_requests(50)
+            stuck = requests.post(predict_url(stack), json={"data": {"x": [MARKER]}}, timeout=30)
+            load.wait_for_requests(50)
+        assert stuck.status_code == 504
+        assert stuck.json()["error"]["code"] == "prediction_timeout"
+        assert load.failures == []
+        wait_for(lambda: len(set(stack.worker_pids()) - before) >= 1, 40, "a replacement")
+        assert len(stack.worker_pids()) == 2
+
+
+def test_corrupted_model_file_keeps_serving_and_reload_says_why(demo_stack: Stack) -> None:
+    body = requests.post(predict_url(demo_stack), json=DEMO_BODY).json()
+    sha = body["model"]["sha256"]
+    stored = demo_stack.config.model_path.parent / "store" / sha / "pipeline.pkl"
+    stored.write_bytes(b"garbage")
+    demo_stack.config.model_path.unlink()
+    assert requests.post(predict_url(demo_stack), json=DEMO_BODY).json() == body
+    assert requests.get(f"{demo_stack.base_url}/readyz").status_code == 200
+    os.kill(demo_stack.gunicorn.pid, signal.SIGHUP)  # type: ignore[union-attr]
+    log = demo_stack.run_dir / "gunicorn.log"
+    wait_for(lambda: "reload of" in log.read_text(), 30, "the reload to fail")
+    assert "signature does not match" in log.read_text()
+    with Load(predict_url(demo_stack), DEMO_BODY, clients=2) as load:
+        load.wait_for_requests(30)
+    assert load.failures == []
+    assert {r["model"]["sha256"] for r in load.ok} == {sha}
+    assert requests.get(f"{demo_stack.base_url}/readyz").status_code == 200
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: the model store on a disk that fills up (or turns read-only)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["disk full", "read-only"])
+def test_upload_to_a_full_or_read_only_store_changes_nothing(
+    small_disk: Path, tmp_path: Path, fault: str
+) -> None:
+    model = signed_demo(small_disk / "binary")
+    with start_stack(model, tmp_path / "run") as stack:
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        listing = requests.get(f"{stack.base_url}/admin/models", headers=auth).json()
+        before = requests.post(predict_url(stack), json=DEMO_BODY).json()
+        if fault == "read-only":
+            subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+            data = model.read_bytes()
+            expected = "the store is read-only"
+        else:
+            data = os.urandom(2 * 1024 * 1024)
+            expected = "the disk is full"
+        response = requests.post(
+            f"{stack.base_url}/admin/models",
+            data=data,
+            headers={
+                **auth,
+                "Content-Type": "application/octet-stream",
+                "X-Model-Signature": signing.sign(data, SIGNING_KEY.encode()),
+            },
+        )
+        assert response.status_code == 507
+        error = response.json()["error"]
+        assert (error["code"], expected in error["message"]) == ("store_unavailable", True)
+        assert requests.get(f"{stack.base_url}/admin/models", headers=auth).json() == listing
+        assert requests.post(predict_url(stack), json=DEMO_BODY).json() == before
+        assert not list((small_disk / "binary" / "store" / ".incoming").glob("upload-*"))
