@@ -22,7 +22,14 @@ if os.environ.get("_METRICS_DIR_OWNER") != str(os.getpid()):
     os.makedirs(_metrics_dir, exist_ok=True)
     os.environ["_METRICS_DIR_OWNER"] = str(os.getpid())
 
+from gunicorn import util  # noqa: E402
 from prometheus_client import Counter, multiprocess  # noqa: E402  (after the folder is set)
+
+from service import gunicorn_json  # noqa: E402
+
+# Requests gunicorn's parser refuses (a control character in a header, say) get the
+# service's JSON error shape rather than gunicorn's HTML page.
+util.write_error = gunicorn_json.write_error
 
 # Counted by the master, so it survives the workers it counts.
 WORKER_EXITS = Counter(
@@ -33,6 +40,10 @@ WORKER_EXITS = Counter(
 # A unix socket next to nginx (make run, tests); the compose stack binds 0.0.0.0:8000.
 bind = os.environ.get("BIND", "unix:.run/gunicorn.sock")
 backlog = 2048
+# As long as nginx allows (8 KB lines, many headers), so gunicorn never refuses what
+# nginx passed with an error page of its own.
+limit_request_line = 8190
+limit_request_fields = 32768
 
 # ---- worker processes ----------------------------------------------------------------------
 # One worker per core: a prediction is CPU-bound and holds the GIL, so more processes than
@@ -67,7 +78,7 @@ control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-logger_class = "service.accesslog.JsonAccessLogger"
+logger_class = "service.gunicorn_json.JsonAccessLogger"
 
 # ---- process naming ------------------------------------------------------------------------
 proc_name = "model-server"

@@ -1,8 +1,10 @@
-"""gunicorn's access log as one JSON object per line (``logger_class`` in gunicorn.conf.py).
+"""gunicorn's own output as JSON: its access log lines, and the errors its HTTP parser
+answers before the app sees a request (wired in deploy/gunicorn.conf.py).
 
 gunicorn's ``access_log_format`` is a printf template: a quote in a path or a
 header would break a hand-written JSON template, so the record is serialised
-properly here instead.
+properly here instead. Its parser errors are HTML pages by default; clients of
+this service get the service's error shape from every layer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import orjson
 from gunicorn.glogging import Logger
+from gunicorn.util import write_nonblock
 
 
 class JsonAccessLogger(Logger):
@@ -35,3 +38,25 @@ class JsonAccessLogger(Logger):
             "pid": os.getpid(),
         }
         self.access_log.info(orjson.dumps(record).decode())
+
+
+def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Drop-in for ``gunicorn.util.write_error``: the same response, in the error shape.
+
+    No request id: the request could not be parsed, so its headers were never read.
+    """
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": reason.lower().replace(" ", "_"),
+                "message": f"{reason}: {mesg[:200]}" if mesg else reason,
+                "details": {},
+                "request_id": None,
+            }
+        }
+    )
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    write_nonblock(sock, head.encode("latin-1") + body)

@@ -12,6 +12,7 @@ faster than the standard library on the number arrays this API carries.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,9 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
-def _columns(data: Any) -> dict[str, list[Any]]:
+def _columns(data: Any, max_rows: int) -> dict[str, list[Any]]:
     if isinstance(data, list):
+        _check_rows(len(data), max_rows)  # records count as rows even when they carry no keys
         return _columns_from_records(data)
     if not isinstance(data, dict):
         raise BadRequest(
@@ -93,12 +95,16 @@ def _check_shape(columns: Mapping[str, list[Any]], max_rows: int) -> int:
     rows = next(iter(lengths.values()))
     if rows == 0:
         raise SchemaViolation("data is empty: send at least one row", details={"errors": []})
+    _check_rows(rows, max_rows)
+    return rows
+
+
+def _check_rows(rows: int, max_rows: int) -> None:
     if rows > max_rows:
         raise PayloadTooLarge(
             f"{rows} rows exceed the limit of {max_rows} per request",
             details={"rows": rows, "max_rows": max_rows},
         )
-    return rows
 
 
 # ---- per-kind conversion: a fast path for clean columns, a slow one to name bad rows ----
@@ -155,9 +161,21 @@ def _problem(column: Column, value: Any) -> str | None:
     return None
 
 
+_CONTAINER_REPR = reprlib.Repr()
+_CONTAINER_REPR.maxlevel = 3
+"""Arrays and objects are shown this deep at most: the full repr of a value nested a
+thousand levels (orjson parses up to 1024) raises RecursionError, and of a long array
+costs as much as the array, only for the first 60 characters to be kept."""
+
+
 def _shorten(value: Any) -> str:
-    text = repr(value)
+    text = _CONTAINER_REPR.repr(value) if isinstance(value, list | dict) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _clip(name: str, limit: int = 200) -> str:
+    """A client-chosen column name, short enough to echo in an error."""
+    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 def _errors(column: Column, values: list[Any]) -> list[dict[str, Any]]:
@@ -175,9 +193,11 @@ def _fast_array(column: Column, values: list[Any]) -> np.ndarray | list[Any] | N
     """The column as a typed array when every value is clean, else None (take the slow path)."""
     if not set(map(type, values)) <= CLEAN_TYPES[column.kind]:
         return None
+    closed = column.categories is not None and not column.unknown_categories
+    if closed and not set(values) <= set(column.categories or ()):
+        return None
     if column.kind == "string":
-        closed = column.categories is not None and not column.unknown_categories
-        return None if closed and not set(values) <= set(column.categories) else values
+        return values
     try:
         array = np.array(values, dtype=NUMPY_TYPES[column.kind])
     except OverflowError:
@@ -209,7 +229,7 @@ def _select(schema: Schema, columns: Mapping[str, list[Any]], unknown: str) -> l
     if unknown == "reject":
         known = set(schema.names)
         problems += [
-            {"column": name, "problem": "unknown column (the model does not read it)"}
+            {"column": _clip(name), "problem": "unknown column (the model does not read it)"}
             for name in columns
             if name not in known
         ]
@@ -268,7 +288,7 @@ def parse(body: bytes, schema: Schema, *, max_rows: int, unknown: str) -> Reques
     extra = sorted(set(document) - {"data", "output"})
     if extra:
         raise BadRequest(f"unknown fields in the body: {extra}", details={"fields": extra})
-    raw = _columns(document["data"])
+    raw = _columns(document["data"], max_rows)
     rows = _check_shape(raw, max_rows)
     columns = validate(schema, raw, unknown=unknown)
     return Request(columns=columns, output=output, rows=rows, has_nulls=_has_nulls(schema, raw))

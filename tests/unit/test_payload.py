@@ -167,3 +167,20 @@ def test_malformed_json(body: bytes) -> None:
     with pytest.raises(ServiceError) as caught:
         payload.parse(body, SCHEMA, max_rows=10, unknown="reject")
     assert (caught.value.status_code, caught.value.code) == (400, "malformed_json")
+
+
+def test_long_unknown_column_names_are_clipped_in_errors() -> None:
+    name = "x" * 1_000_000
+    _, _, details = problems({"data": {**GOOD, name: [1, 2]}})
+    [unknown] = [e for e in details["errors"] if "unknown" in e["problem"]]
+    assert len(unknown["column"]) == 200
+
+
+def test_closed_numeric_categories_are_checked_on_the_fast_path() -> None:
+    schema = Schema(
+        columns=(Column("level", "integer", categories=(1, 2, 3)),), example={}, source="test"
+    )
+    with pytest.raises(ServiceError) as caught:
+        payload.validate(schema, {"level": [1, 7]}, unknown="reject")
+    assert caught.value.details["errors"][0]["row"] == 1
+    assert payload.validate(schema, {"level": [1, 3]}, unknown="reject")["level"].tolist() == [1, 3]
