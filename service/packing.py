@@ -6,8 +6,6 @@ share this one path, so what the server loads was checked the same way.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,7 @@ import numpy as np
 import pandas as pd
 
 from service import artifact, contract, payload, schema
-
-ARTIFACT_NAME = "pipeline.pkl"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write, fsync, rename: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; nginx's user must read artifacts
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from service.store import ARTIFACT, write_atomic
 
 
 def _sample_columns(sample: pd.DataFrame, names: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -57,9 +38,10 @@ def pack(pipeline: Any, sample: pd.DataFrame, out_dir: Path) -> tuple[Path, sche
     checked = contract.check(pipeline)
     packed = schema.from_sample(checked, sample)
     prove(checked, packed, sample)
-    target = out_dir / ARTIFACT_NAME
-    _atomic_write(target.with_suffix(".schema.json"), schema.dumps(packed))
-    _atomic_write(target, cloudpickle.dumps(checked))
+    target = out_dir / ARTIFACT
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(target.with_suffix(".schema.json"), schema.dumps(packed))
+    write_atomic(target, cloudpickle.dumps(checked))
     return target, packed
 
 
