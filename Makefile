@@ -52,4 +52,28 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 test: lint ## Lint, then run every test with coverage
 	$(PY) -m pytest --cov --cov-report=term
 
-.PHONY: help venv model run lint format test
+# A Debian package a target needs: installed with apt-get when missing and we are root.
+define need
+	@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2); } || \
+	  { echo "install $(2) (apt-get install $(2)) and retry"; exit 1; }
+endef
+
+SOAK_SECONDS ?= 600
+
+bench: $(STAMP) ## Benchmark the stack against a naive server (wrk, ~5 min) -> bench/results/
+	$(call need,wrk,wrk)
+	$(call need,nginx,nginx)
+	$(PY) -m bench.run
+
+soak: $(STAMP) ## Steady load through nginx for SOAK_SECONDS (600): zero errors, flat memory
+	$(call need,wrk,wrk)
+	$(call need,nginx,nginx)
+	$(PY) -m bench.soak --seconds $(SOAK_SECONDS)
+
+FUZZ_ARGS ?=
+
+fuzz: $(STAMP) ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
+	$(PY) -m tests.integration.test_fuzz $(FUZZ_ARGS)
+
+.PHONY: help venv model run lint format test bench soak fuzz

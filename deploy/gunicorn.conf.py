@@ -53,7 +53,7 @@ limit_request_fields = 32768
 # model, 1-row requests from 32 connections: 4 threads 385 req/s (p99 158 ms), 16 threads
 # 678 req/s (p99 89 ms); sync workers cannot batch at all (make bench, "ablation").
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # A worker whose main loop is silent this long is killed and replaced. gthread workers
 # heartbeat from their main loop even while a request thread is busy, so a slow prediction
@@ -94,6 +94,10 @@ def when_ready(server):
     Without this, the first garbage collection in each worker writes to every object's
     header and copies the whole preloaded model into private memory (benoitc/gunicorn#1640).
     """
+    # GC_FREEZE=false exists only for the benchmark's ablation (bench/ablation.py), which
+    # measures what the freeze saves.
+    if os.environ.get("GC_FREEZE", "true").lower() == "false":
+        return
     gc.collect()
     gc.freeze()
 

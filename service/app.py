@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException
 
-from service import admin, api, control, logs
+from service import admin, api, control, logs, openapi
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.runtime import Runtime
@@ -46,8 +46,10 @@ class OrjsonProvider(JSONProvider):
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; raises a ``ModelError`` naming the problem if the model cannot serve."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: no /static route
     app.json = OrjsonProvider(app)
+    # `//model//predict` is a 404, not a redirect built from the client's Host header.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     logger = logs.configure(settings.log_level)
     if settings.key is None:
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app, metrics)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(openapi.bp)
     return app
 
 

@@ -81,17 +81,21 @@ class Model:
         infinity) lets scikit-learn skip re-checking every value.
         """
         try:
-            with sklearn.config_context(assume_finite=finite):
+            # Finite inputs can still overflow inside a pipeline (1e308 through a scaler):
+            # numpy's warnings are silenced here and the outputs checked below instead.
+            with sklearn.config_context(assume_finite=finite), np.errstate(all="ignore"):
                 data = frame
                 for _, step in self.pipeline.steps[:-1]:
                     if step is not None and step != "passthrough":
                         data = step.transform(data)
-                return (
-                    self.estimator.predict(data),
-                    self.estimator.predict_proba(data) if proba else None,
-                )
+                labels = self.estimator.predict(data)
+                probabilities = self.estimator.predict_proba(data) if proba else None
         except (ValueError, TypeError, KeyError) as exc:
             raise PredictionFailed(f"the model could not score these rows: {exc}") from exc
+        _require_finite(labels, "predictions")
+        if probabilities is not None:
+            _require_finite(probabilities, "probabilities")
+        return labels, probabilities
 
     def predict(self, frame: pd.DataFrame, output: str = "predict") -> Prediction:
         """One request's prediction, JSON-native (warm-up and unbatched callers)."""
@@ -158,6 +162,17 @@ class Model:
     def record(self) -> dict[str, Any]:
         """What the version store keeps about this model: enough to list and compare."""
         return version_record(self.metadata())
+
+
+def _require_finite(values: np.ndarray, what: str) -> None:
+    """JSON has no NaN or infinity: a non-finite output is the rows' fault, said as such."""
+    array = np.asarray(values)
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        rows = sorted({int(i) for i in np.argwhere(~np.isfinite(array))[:, 0][:20]})
+        raise PredictionFailed(
+            f"the model's {what} are not finite for rows {rows} (inputs out of its range?)",
+            details={"rows": rows},
+        )
 
 
 def version_record(metadata: dict[str, Any]) -> dict[str, Any]:

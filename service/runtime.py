@@ -117,6 +117,8 @@ class Runtime:
                 "POST /model/predict": "predictions for rows sent as columns or records",
                 "GET /healthz": "liveness: the process answers",
                 "GET /readyz": "readiness: the model is loaded and warm",
+                "GET /openapi.json": "the OpenAPI 3.1 contract, built from this model's schema",
+                "GET /docs": "the contract as a browsable page",
             },
             "predict": {
                 "content_type": "application/json",

@@ -147,3 +147,29 @@ def test_metadata_describes_the_model(model_path: Path) -> None:
     assert meta["versions"]["packed"]["sklearn"] == meta["versions"]["running"]["sklearn"]
     assert len(meta["sha256"]) == 64
     assert np.all([f["required"] for f in meta["features"]])
+
+
+def test_overflowing_inputs_are_refused_not_rendered_as_null() -> None:
+    """Finite inputs can overflow inside a pipeline; JSON has no NaN, so it is a 422."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from service.errors import PredictionFailed
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(0, 0.01, 200), "b": rng.normal(0, 0.01, 200)})
+    pipeline = Pipeline(
+        [
+            ("columns", ColumnTransformer([("num", StandardScaler(), ["a", "b"])])),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, np.where(frame["a"] - frame["b"] > 0, "up", "down"))
+    loaded = model.Model(
+        pipeline, schema.infer(pipeline), path=Path("x"), sha256="0", size=0, packed_sklearn=None
+    )
+    rows = pd.DataFrame({"a": [0.001, 1e308], "b": [0.0, 1e308]})
+    with pytest.raises(PredictionFailed, match="not finite for rows \\[1\\]"):
+        loaded.score(rows, proba=True, finite=True)  # as served: inputs were checked finite
+    ok = loaded.predict(pd.DataFrame({"a": [0.001], "b": [0.0]}), "both")
+    assert np.isfinite(ok.probabilities).all()

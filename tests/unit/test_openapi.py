@@ -1,0 +1,351 @@
+"""The OpenAPI document: complete, valid OpenAPI 3.1, and true to the code it describes.
+
+Completeness is checked against Flask's ``url_map`` (a new route without documentation
+fails here), validity with openapi-spec-validator, and truth by comparing the documented
+schemas with what the service really accepts and answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from werkzeug.routing import Rule
+
+from service import openapi, payload
+from service.app import create_app
+from service.errors import ServiceError
+from service.model import OUTPUTS
+from service.schema import Column, Schema
+from service.settings import Settings
+from tests.unit.conftest import ADMIN_TOKEN
+
+ROW = {"age": 30, "income": 42000.0, "debt_ratio": 0.2, "region": "north", "employment": "salaried"}
+
+
+@pytest.fixture
+def document(client: FlaskClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def validator(document: dict[str, Any], name: str) -> jsonschema.Draft202012Validator:
+    """A validator for one component schema, its ``$ref``s resolved inside the document."""
+    schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        operation["operationId"]: operation
+        for item in document["paths"].values()
+        for operation in item.values()
+    }
+
+
+# ---- complete and valid -----------------------------------------------------------------------
+
+
+def test_every_registered_endpoint_is_documented_and_nothing_else(app: Flask) -> None:
+    registered = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert registered == set(openapi.OPERATIONS)
+
+
+def test_every_route_and_method_is_an_operation(app: Flask, document: dict[str, Any]) -> None:
+    for rule in app.url_map.iter_rules():
+        item = document["paths"][openapi.openapi_path(rule)]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in item, f"{method} {rule.rule}"
+            parameters = item[method.lower()].get("parameters", [])
+            assert rule.arguments <= {p["name"] for p in parameters if p["in"] == "path"}
+
+
+def test_a_route_without_documentation_breaks_the_document(app: Flask) -> None:
+    app.add_url_rule("/undocumented", "undocumented", lambda: "")
+    with pytest.raises(openapi.UndocumentedRoute, match="undocumented"):
+        openapi.document(app)
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1")
+    OpenAPIV31SpecValidator(document).validate()
+
+
+def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+
+
+def test_path_templates_follow_flask_rules() -> None:
+    assert openapi.openapi_path(Rule("/models/<sha256>")) == "/models/{sha256}"
+    assert openapi.openapi_path(Rule("/files/<path:name>/x")) == "/files/{name}/x"
+
+
+# ---- errors and security -----------------------------------------------------------------------
+
+
+def test_every_operation_documents_its_failures(document: dict[str, Any]) -> None:
+    for operation_id, operation in operations(document).items():
+        responses = operation["responses"]
+        assert {"500", "503"} <= set(responses), operation_id
+        for status, response in responses.items():
+            assert "X-Request-ID" in response["headers"], (operation_id, status)
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": f"#/components/schemas/Error{status}"}
+
+
+def test_prediction_failures_are_documented(document: dict[str, Any]) -> None:
+    responses = operations(document)["api.predict.post"]["responses"]
+    assert {"400", "413", "415", "422", "500", "503"} <= set(responses)
+    assert {"404", "405"} <= {
+        name.removeprefix("Error") for name in document["components"]["schemas"]
+    }
+    assert "Allow" in document["components"]["responses"]["MethodNotAllowed"]["headers"]
+
+
+def test_admin_operations_need_the_bearer_token(document: dict[str, Any]) -> None:
+    scheme = document["components"]["securitySchemes"]["adminToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    admin = {k: v for k, v in operations(document).items() if k.startswith("admin.")}
+    assert len(admin) == 4
+    for operation_id, operation in admin.items():
+        assert operation["security"] == [{"adminToken": []}]
+        assert {"401", "403"} <= set(operation["responses"]), operation_id
+    assert {"404", "409", "507"} <= set(admin["admin.delete.delete"]["responses"])
+    assert {"422", "507"} <= set(admin["admin.upload.post"]["responses"])
+    assert "security" not in operations(document)["api.download"]
+
+
+def test_error_codes_come_from_the_exception_tree() -> None:
+    assert "schema_violation" in openapi.error_codes(422)
+    assert "signature_invalid" in openapi.error_codes(422)
+    assert {"version_not_found", "not_found"} <= set(openapi.error_codes(404))
+    assert {"too_many_rows", "request_entity_too_large"} <= set(openapi.error_codes(413))
+    assert "method_not_allowed" in openapi.error_codes(405)
+    assert "store_unavailable" in openapi.error_codes(507)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("get", "/nowhere", {}, 404),
+        ("put", "/healthz", {}, 405),
+        ("post", "/model/predict", {"data": "x", "content_type": "text/plain"}, 415),
+        ("post", "/model/predict", {"data": "{", "content_type": "application/json"}, 400),
+        ("post", "/model/predict", {"json": {"data": {"age": [1]}}}, 422),
+        ("post", "/model/predict", {"json": {"data": [ROW] * 51}}, 413),
+        ("get", "/admin/models", {}, 401),
+        ("get", "/admin/models", {"headers": {"Authorization": "Bearer nope"}}, 403),
+    ],
+)
+def test_real_errors_match_their_documented_schema(
+    client: FlaskClient, document: dict[str, Any], method: str, path: str, kwargs: Any, status: int
+) -> None:
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status
+    validator(document, f"Error{status}").validate(response.get_json())
+
+
+# ---- the prediction request and response, from the loaded model --------------------------------
+
+
+def test_the_request_schema_is_the_served_model(document: dict[str, Any]) -> None:
+    request = document["components"]["schemas"]["PredictionRequest"]
+    columns, records = request["properties"]["data"]["oneOf"]
+    assert columns["required"] == list(ROW)
+    assert columns["properties"]["age"]["items"]["type"] == "integer"
+    assert columns["properties"]["income"]["items"]["type"] == "number"
+    assert columns["properties"]["employment"]["items"]["enum"] == [
+        "salaried",
+        "self-employed",
+        "unemployed",
+    ]
+    assert "enum" not in columns["properties"]["region"]["items"]  # unknown ones are ignored
+    assert records["minItems"] == 1 and records["maxItems"] == 50
+    assert records["items"]["required"] == list(ROW)
+    assert request["properties"]["output"]["enum"] == ["predict", "proba", "both"]
+    assert request["additionalProperties"] is False
+    example = operations(document)["api.predict.post"]["requestBody"]["content"]
+    validator(document, "PredictionRequest").validate(example["application/json"]["example"])
+
+
+@pytest.mark.parametrize("output", ["predict", "both"])
+def test_real_predictions_match_the_response_schema(
+    client: FlaskClient, document: dict[str, Any], output: str
+) -> None:
+    response = client.post("/model/predict", json={"data": [ROW, ROW], "output": output})
+    assert response.status_code == 200
+    validator(document, "PredictionResponse").validate(response.get_json())
+
+
+def test_a_wrong_prediction_response_is_caught(document: dict[str, Any]) -> None:
+    wrong = {"predictions": ["maybe"], "model": {"sha256": "0" * 64}, "rows": 1}
+    assert not validator(document, "PredictionResponse").is_valid(wrong)
+
+
+def test_real_metadata_and_probes_match_their_schemas(
+    client: FlaskClient, document: dict[str, Any]
+) -> None:
+    validator(document, "ModelMetadata").validate(client.get("/model").get_json())
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    listing = client.get("/admin/models", headers=admin).get_json()
+    for record in listing["versions"]:
+        validator(document, "VersionRecord").validate(record)
+
+
+def test_a_regressor_documents_numbers_and_no_probabilities(
+    regressor_path: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "pipeline.pkl"
+    target.write_bytes(regressor_path.read_bytes())
+    app = create_app(Settings(model_path=target, allow_unsigned=True, max_rows=7))
+    client = app.test_client()
+    document = client.get("/openapi.json").get_json()
+    request = document["components"]["schemas"]["PredictionRequest"]
+    assert request["properties"]["output"]["enum"] == ["predict"]
+    columns = request["properties"]["data"]["oneOf"][0]
+    assert columns["required"] == ["size", "rooms", "city"]
+    assert "enum" not in columns["properties"]["city"]["items"]  # handle_unknown="ignore"
+    response = document["components"]["schemas"]["PredictionResponse"]
+    assert "probabilities" not in response["properties"]
+    body = {"data": [{"size": 50.0, "rooms": 2.0, "city": "nice"}]}
+    validator(document, "PredictionResponse").validate(
+        client.post("/model/predict", json=body).get_json()
+    )
+
+
+def test_download_security_follows_the_settings(settings: Settings) -> None:
+    guarded = create_app(dataclasses.replace(settings, download_requires_token=True))
+    document = guarded.test_client().get("/openapi.json").get_json()
+    download = operations(document)["api.download"]
+    assert download["security"] == [{"adminToken": []}]
+    assert {"401", "403"} <= set(download["responses"])
+
+
+# ---- the request schema agrees with the validation it documents --------------------------------
+
+COLUMNS = (
+    Column("n", kind="number"),
+    Column("i", kind="integer", nullable=True),
+    Column("b", kind="boolean"),
+    Column("c", kind="string", categories=("x", "y")),
+    Column("o", kind="string", categories=("p",), unknown_categories=True),
+)
+GOOD = {"n": 1.5, "i": 2, "b": True, "c": "x", "o": "p"}
+
+
+def columns_of(*rows: dict[str, Any]) -> dict[str, list[Any]]:
+    return {name: [row.get(name) for row in rows] for name in GOOD}
+
+
+def without(name: str) -> dict[str, Any]:
+    return {k: v for k, v in GOOD.items() if k != name}
+
+
+BODIES: list[tuple[str, Any]] = [
+    ("columns", {"data": columns_of(GOOD, GOOD)}),
+    ("records", {"data": [GOOD, GOOD]}),
+    ("proba", {"data": [GOOD], "output": "proba"}),
+    ("bad output", {"data": [GOOD], "output": "all"}),
+    ("unknown field", {"data": [GOOD], "extra": 1}),
+    ("no data", {"output": "predict"}),
+    ("data not a layout", {"data": "rows"}),
+    ("no rows", {"data": []}),
+    ("no columns", {"data": {}}),
+    ("empty columns", {"data": {name: [] for name in GOOD}}),
+    ("too many rows", {"data": [GOOD] * 4}),
+    ("record not an object", {"data": [GOOD, 3]}),
+    ("column not an array", {"data": {**columns_of(GOOD), "n": 1.5}}),
+    ("missing column", {"data": {k: v for k, v in columns_of(GOOD).items() if k != "n"}}),
+    ("unknown column", {"data": {**columns_of(GOOD), "z": [1]}}),
+    ("unknown key in a record", {"data": [{**GOOD, "z": 1}]}),
+    ("null where nullable", {"data": [{**GOOD, "i": None}]}),
+    ("nullable key left out of one record", {"data": [GOOD, without("i")]}),
+    ("nullable key in no record", {"data": [without("i")]}),
+    ("required key left out", {"data": [GOOD, without("n")]}),
+    ("null where not nullable", {"data": [{**GOOD, "n": None}]}),
+    ("integer as number", {"data": [{**GOOD, "n": 3}]}),
+    ("integral float as integer", {"data": [{**GOOD, "i": 2.0}]}),
+    ("fraction as integer", {"data": [{**GOOD, "i": 2.5}]}),
+    ("boolean as number", {"data": [{**GOOD, "n": True}]}),
+    ("number as boolean", {"data": [{**GOOD, "b": 1}]}),
+    ("string as number", {"data": [{**GOOD, "n": "1.5"}]}),
+    ("known category", {"data": [{**GOOD, "c": "y"}]}),
+    ("unknown category, rejected", {"data": [{**GOOD, "c": "z"}]}),
+    ("unknown category, ignored", {"data": [{**GOOD, "o": "q"}]}),
+    ("number as category", {"data": [{**GOOD, "c": 1}]}),
+]
+
+
+def accepted(body: Any, schema: Schema, settings: Settings) -> bool:
+    """Whether the service's own request validation takes this body."""
+    try:
+        payload.parse(
+            orjson.dumps(body), schema, max_rows=settings.max_rows, unknown=settings.unknown_columns
+        )
+    except ServiceError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("unknown", ["reject", "ignore"])
+@pytest.mark.parametrize(("case", "body"), BODIES, ids=[case for case, _ in BODIES])
+def test_request_schema_accepts_exactly_what_validation_accepts(
+    tmp_path: Path, unknown: str, case: str, body: Any
+) -> None:
+    settings = Settings(
+        model_path=tmp_path / "pipeline.pkl",
+        max_rows=3,
+        unknown_columns=unknown,
+        allow_unsigned=True,
+    )
+    schema = Schema(columns=COLUMNS, example=GOOD, source="test")
+    request = openapi.prediction_request(COLUMNS, list(OUTPUTS), settings)
+    documented = jsonschema.Draft202012Validator(request).is_valid(body)
+    assert documented == accepted(body, schema, settings)
+
+
+def test_closed_numeric_categories_are_refused_like_the_document_says(tmp_path: Path) -> None:
+    columns = (Column("k", kind="number", categories=(1.0, 2.0)),)
+    settings = Settings(model_path=tmp_path / "p.pkl", allow_unsigned=True)
+    request = openapi.prediction_request(columns, ["predict"], settings)
+    body = {"data": {"k": [3.0]}}
+    assert not jsonschema.Draft202012Validator(request).is_valid(body)
+    schema = Schema(columns=columns, example={"k": 1.0}, source="test")
+    assert not accepted(body, schema, settings)
+
+
+# ---- the documentation page --------------------------------------------------------------------
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server(client: FlaskClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    assert "http" not in html  # nothing from a CDN
+    for name, mimetype in openapi.ASSETS.items():
+        assert f"/docs/{name}" in html
+        asset = client.get(f"/docs/{name}")
+        assert (asset.status_code, asset.mimetype) == (200, mimetype), name
+        assert asset.data
+    assert b"/openapi.json" in client.get("/docs/initializer.js").data
+
+
+def test_an_unknown_docs_asset_is_a_json_404(client: FlaskClient) -> None:
+    response = client.get("/docs/../../etc/passwd")
+    assert response.status_code == 404
+    response = client.get("/docs/secret.js")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
