@@ -1,9 +1,11 @@
 """The report: Markdown tables (stdout and ``report.md``) and a PNG chart.
 
-Ratios are ours/naive: above 1 is better for throughput, below 1 is better for
-latency. The ceiling is one core, one ``predict`` per call, while each server
-has every core (shared with wrk) and ours batches concurrent requests, so a
-server may pass it on the concurrent scenarios.
+Every comparison is a ratio to a baseline measured in the same run: ours/naive in
+the scenario tables (above 1 is better for throughput, below 1 for latency),
+variant/ours in the ablation, shipped/alternative time in the cheap wins. The
+ceiling is one core, one ``predict`` per call, while each server has every core
+(shared with wrk) and ours batches concurrent requests, so a server may pass it on
+the concurrent scenarios.
 """
 
 from __future__ import annotations
@@ -15,49 +17,41 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from bench import ablation
 from bench.ceiling import Ceiling
-from bench.cpu import CpuUse
-from bench.load import SCENARIOS, WrkResult
-from bench.memory import ProcessMemory
+from bench.fmt import mib, num, times
+from bench.load import SCENARIOS, Scenario, WrkResult
 from bench.models import rows_label
+from bench.runs import NOISY_CORES, ServerRun
+from bench.servers import APP
+from bench.targets import REFERENCE, Check
+from bench.wins import Win
 
-REFERENCE, CANDIDATE = "naive", "ours"
-NOISY_CORES = 0.2
-"""Above this many cores used by other processes during a run, its row is flagged."""
 CEILING_LABEL = "ceiling (in-process, 1 core)"
 NOISE_NOTE = (
     f"*noisy*: other processes used more than {NOISY_CORES} of a core during the run; "
     "re-run before trusting that row or its ratio."
 )
+PSS_NOTE = (
+    "PSS splits each shared page between the processes mapping it. Library pages are"
+    " also shared with the other servers and the benchmark itself, so compare servers"
+    " on the anonymous part (heap and model, shared only between a master and its"
+    " forked workers). master+workers: the gunicorn processes alone, without nginx."
+)
 
 
 @dataclass(frozen=True)
-class ServerRun:
-    """One server's figures on one model."""
+class Results:
+    """Everything one run measured (``results.json`` is this, raw)."""
 
-    model: str
-    server: str
-    cold_start_s: float
-    results: dict[str, WrkResult]
-    """By scenario key, as is ``cpu``."""
-    cpu: dict[str, CpuUse]
-    memory: list[ProcessMemory]
-
-
-def _num(value: float) -> str:
-    """Three significant figures or so, with thousands separators."""
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def _ratio(value: float, reference: float) -> str:
-    """n/a when the reference completed nothing (all its figures are then 0)."""
-    return f"{value / reference:.2f}x" if reference > 0 else "n/a"
-
-
-def _mib(kib: int) -> str:
-    return f"{kib / 1024:.1f}"
+    settings: dict[str, str]
+    targets: list[Check]
+    runs: list[ServerRun]
+    ablation: list[ServerRun]
+    changes: dict[str, str]
+    """What each ablation variant changes, by name."""
+    wins: list[Win]
+    ceilings: list[Ceiling]
 
 
 def _errors(result: WrkResult) -> str:
@@ -91,28 +85,40 @@ def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _scenario_table(model: str, runs: list[ServerRun]) -> list[str]:
-    mine = {run.server: run for run in runs if run.model == model}
+def _others(cores: float) -> str:
+    return f"{cores:.2f}" + (" *noisy*" if cores > NOISY_CORES else "")
+
+
+def _load_table(runs: list[ServerRun], scenarios: Sequence[Scenario], reference: str) -> list[str]:
+    """One model's runs scenario by scenario, then each server's ratios to ``reference``."""
+    mine = {run.server: run for run in runs}
     rows = []
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         label = f"{scenario.key}: {scenario.title}"
         for run in mine.values():
             result = run.results[scenario.key]
             figures = [
-                _num(metric(result)) if result.requests or name in THROUGHPUT else "n/a"
+                num(metric(result)) if result.requests or name in THROUGHPUT else "n/a"
                 for name, metric in METRICS.items()
             ]
             use = run.cpu[scenario.key]
-            cores = f"{use.server:.2f} / {use.client:.2f} / {use.others:.2f}"
-            if use.others > NOISY_CORES:
-                cores += " *noisy*"
+            cores = f"{use.server:.2f} / {use.client:.2f} / {_others(use.others)}"
             rows.append([label, run.server, *figures, str(result.non_2xx), _errors(result), cores])
             label = ""
-        if REFERENCE in mine and CANDIDATE in mine:
-            ours = mine[CANDIDATE].results[scenario.key]
-            naive = mine[REFERENCE].results[scenario.key]
-            ratios = [_ratio(metric(ours), metric(naive)) for metric in METRICS.values()]
-            rows.append(["", f"{CANDIDATE}/{REFERENCE}", *ratios, "", "", ""])
+        if reference not in mine:
+            continue
+        base = mine[reference].results[scenario.key]
+        for server, run in mine.items():
+            if server == reference:
+                continue
+            result = run.results[scenario.key]
+            ratios = [
+                times(metric(result), metric(base))
+                if name in THROUGHPUT or (result.requests and base.requests)
+                else "n/a"
+                for name, metric in METRICS.items()
+            ]
+            rows.append(["", f"{server}/{reference}", *ratios, "", "", ""])
     header = [
         "Scenario",
         "Server",
@@ -121,7 +127,69 @@ def _scenario_table(model: str, runs: list[ServerRun]) -> list[str]:
         "socket errors",
         "CPU cores: server / wrk / others",
     ]
-    return [f"## Model `{model}`", "", *_table(header, rows), NOISE_NOTE, ""]
+    return [*_table(header, rows), NOISE_NOTE, ""]
+
+
+def _memory(run: ServerRun) -> list[float]:
+    """Cold start, then PSS, anonymous PSS (all processes and master+workers), RSS."""
+    return [
+        run.cold_start_s,
+        run.pss_kib(),
+        run.pss_kib(APP),
+        run.pss_anon_kib(),
+        run.pss_anon_kib(APP),
+        sum(p.rss_kib for p in run.processes()),
+    ]
+
+
+def _server_table(runs: list[ServerRun], reference: str) -> list[str]:
+    """Cold start and memory per server, then each server's ratios to ``reference``."""
+    rows = []
+    for model in dict.fromkeys(run.model for run in runs):
+        mine = {run.server: run for run in runs if run.model == model}
+        for run in mine.values():
+            start, pss, app, anon, app_anon, rss = _memory(run)
+            processes = ", ".join(f"{p.role} {mib(p.pss_kib)}" for p in run.processes())
+            rows.append(
+                [
+                    model,
+                    run.server,
+                    f"{start:.2f}",
+                    f"{mib(pss)} / {mib(app)}",
+                    f"{mib(anon)} / {mib(app_anon)}",
+                    mib(rss),
+                    processes,
+                ]
+            )
+        if reference not in mine:
+            continue
+        base = _memory(mine[reference])
+        for name, run in mine.items():
+            if name == reference:
+                continue
+            ratios = [times(value, of) for value, of in zip(_memory(run), base, strict=True)]
+            start, pss, app, anon, app_anon, rss = ratios
+            rows.append(
+                [
+                    "",
+                    f"{name}/{reference}",
+                    start,
+                    f"{pss} / {app}",
+                    f"{anon} / {app_anon}",
+                    rss,
+                    "",
+                ]
+            )
+    header = [
+        "Model",
+        "Server",
+        "Cold start s",
+        "PSS MiB: all / master+workers",
+        "anonymous PSS MiB: all / master+workers",
+        "RSS MiB",
+        "PSS MiB per process",
+    ]
+    return [*_table(header, rows), PSS_NOTE, ""]
 
 
 def _ceiling_table(ceilings: list[Ceiling]) -> list[str]:
@@ -129,11 +197,11 @@ def _ceiling_table(ceilings: list[Ceiling]) -> list[str]:
         [
             c.model,
             rows_label(c.case),
-            _num(c.calls_per_s),
-            _num(c.rows_per_s),
-            _num(c.p50_ms),
-            _num(c.p99_ms),
-            f"{c.others_cores:.2f}" + (" *noisy*" if c.others_cores > NOISY_CORES else ""),
+            num(c.calls_per_s),
+            num(c.rows_per_s),
+            num(c.p50_ms),
+            num(c.p99_ms),
+            _others(c.others_cores),
         ]
         for c in ceilings
     ]
@@ -155,50 +223,89 @@ def _ceiling_table(ceilings: list[Ceiling]) -> list[str]:
     ]
 
 
-def _server_table(runs: list[ServerRun]) -> list[str]:
-    rows = []
-    for run in runs:
-        processes = ", ".join(f"{p.role} {_mib(p.pss_kib)}" for p in run.memory)
-        rows.append(
-            [
-                run.model,
-                run.server,
-                f"{run.cold_start_s:.2f}",
-                _mib(sum(p.pss_kib for p in run.memory)),
-                _mib(sum(p.pss_anon_kib for p in run.memory)),
-                _mib(sum(p.rss_kib for p in run.memory)),
-                processes,
-            ]
-        )
+def _targets_table(checks: list[Check]) -> list[str]:
+    rows = [[c.target, c.model, c.figure, "PASS" if c.passed else "MISS"] for c in checks]
+    return [
+        "## Targets (issue 4), from this run's figures",
+        "",
+        *_table(["Target", "Model", "Figure", "Verdict"], rows),
+    ]
+
+
+def _ablation(runs: list[ServerRun], changes: dict[str, str]) -> list[str]:
+    pss, anon = ablation.per_worker_kib(runs)
+    return [
+        f"## Ablation: what each design choice is worth (model `{ablation.MODEL}`)",
+        "",
+        f"Each variant is `{ablation.BASELINE}` started with one change; ratios are"
+        f" variant/{ablation.BASELINE}, measured in the same run, scenario by scenario.",
+        "",
+        *(f"- {name}: {change}" for name, change in changes.items()),
+        "",
+        *_load_table(runs, ablation.SCENARIOS, ablation.BASELINE),
+        "### Cold start and memory after the load",
+        "",
+        *_server_table(runs, ablation.BASELINE),
+        f"One more worker ({ablation.MORE_WORKERS} minus {ablation.BASELINE}) adds"
+        f" {mib(pss)} MiB of PSS to master+workers, {mib(anon)} MiB of it anonymous.",
+        "",
+        "`gc.freeze()` keeps a worker's first *full* garbage collection from writing to"
+        " every preloaded object and so copying the shared heap. Python runs one only once"
+        " the long-lived objects have grown by a quarter, which a run this short may not"
+        " reach: no-gc-freeze then reads about 1.00x here.",
+        "",
+    ]
+
+
+def _wins_table(wins: list[Win]) -> list[str]:
+    rows = [
+        [
+            w.concern,
+            w.shipped,
+            w.alternative,
+            f"{w.shipped_s * 1e3:.3f}",
+            f"{w.alternative_s * 1e3:.3f}",
+            times(w.shipped_s, w.alternative_s),
+            times(w.shipped_cpu_s, w.alternative_cpu_s),
+        ]
+        for w in wins
+    ]
     header = [
-        "Model",
-        "Server",
-        "Cold start s",
-        "PSS MiB",
-        "of which anonymous",
-        "RSS MiB",
-        "PSS MiB per process",
+        "Concern",
+        "Shipped",
+        "Alternative",
+        "shipped ms",
+        "alternative ms",
+        "time: shipped/alternative",
+        "CPU time: shipped/alternative",
     ]
     return [
-        "## Cold start (launch to first correct prediction) and memory after the load",
+        "## Cheap wins: shipped code against the alternative, in-process",
         "",
         *_table(header, rows),
-        "PSS splits each shared page between the processes mapping it. Library pages are"
-        " also shared with the other server and the benchmark itself, so compare servers"
-        " on the anonymous part (heap and model, shared only between a master and its"
-        " forked workers).",
+        "Medians of alternating batches; below 1x the shipped code is faster. Wall and CPU"
+        " time differ only where threads run in parallel: a saturated server pays the CPU.",
         "",
     ]
 
 
-def markdown(settings: dict[str, str], ceilings: list[Ceiling], runs: list[ServerRun]) -> str:
+def markdown(results: Results) -> str:
     lines = ["# Benchmark: ours vs naive", ""]
-    lines += [f"- {name}: {value}" for name, value in settings.items()]
+    lines += [f"- {name}: {value}" for name, value in results.settings.items()]
     lines.append("")
-    for model in dict.fromkeys(run.model for run in runs):
-        lines += _scenario_table(model, runs)
-    lines += _ceiling_table(ceilings)
-    lines += _server_table(runs)
+    lines += _targets_table(results.targets)
+    for model in dict.fromkeys(run.model for run in results.runs):
+        lines += [f"## Model `{model}`", ""]
+        lines += _load_table([r for r in results.runs if r.model == model], SCENARIOS, REFERENCE)
+    lines += [
+        "## Cold start (launch to first correct prediction) and memory after the load",
+        "",
+        *_server_table(results.runs, REFERENCE),
+    ]
+    if results.ablation:
+        lines += _ablation(results.ablation, results.changes)
+    lines += _wins_table(results.wins)
+    lines += _ceiling_table(results.ceilings)
     return "\n".join(lines)
 
 
@@ -216,8 +323,7 @@ def chart(ceilings: list[Ceiling], runs: list[ServerRun], path: Path) -> None:
         by_case = {c.case: c for c in ceilings if c.model == model}
         servers = {run.server: run for run in runs if run.model == model}
         hatches = {
-            name: ["//" if run.cpu[key].others > NOISY_CORES else "" for key in keys]
-            for name, run in servers.items()
+            name: ["//" if run.noisy(key) else "" for key in keys] for name, run in servers.items()
         }
         for ax, title, attribute in (
             (axes[row][0], "rows/s (higher is better)", "rows_per_s"),

@@ -1,17 +1,23 @@
 """``make bench`` / ``python -m bench.run``: our server against the naive app, under wrk.
 
-For each model: launch each server and time its first correct prediction
-(cold start); run scenarios A-D (each after a short warm-up) on the servers in
-turn; read the memory of every process; stop. The in-process ceiling runs
-first, while no server runs. One load at a time: the machine has two cores, so
-anything concurrent would be measured too. Every process started is stopped on
-error, Ctrl-C or SIGTERM.
+First, while no server runs: the in-process ceiling and the cheap wins
+(``bench.wins``). Then for each model: launch each server and time its first
+correct prediction (cold start); run scenarios A-D (each after a short warm-up)
+on the servers in turn; read the memory of every process; stop. Then the
+ablation (``bench.ablation``): our stack against one-change variants, the same
+way on scenarios B and A. Last, the issue's targets are checked against the
+run's figures (``bench.targets``). One load at a time: the machine has two
+cores, so anything concurrent would be measured too. Every process started is
+stopped on error, Ctrl-C or SIGTERM.
 
-Settings (environment): BENCH_DURATION seconds per scenario (12), BENCH_WARMUP
-(1), BENCH_CEILING seconds per ceiling case (2), BENCH_WORKERS per server (2),
-BENCH_MODELS (``linear,heavy``), BENCH_SERVERS (``ours,naive``; also
-``ours-gunicorn``). The defaults take about four minutes (250 s measured): 12 s, not
-15, per scenario keeps 2 models x 2 servers x 4 scenarios under five.
+Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
+(1), BENCH_CEILING seconds per ceiling case (1), BENCH_WINS seconds per cheap
+win (0.5), BENCH_ABLATION seconds per ablation scenario (5; 0 skips the
+ablation), BENCH_WORKERS per server (2), BENCH_MODELS (``linear,heavy``; the
+ablation and the wins always use their models), BENCH_SERVERS (``ours,naive``;
+also ``ours-gunicorn``). The defaults take about five minutes on two cores
+(296 s measured; 6 s per ablation scenario, 2 s per ceiling case and 1 s per win
+took 329 s).
 """
 
 from __future__ import annotations
@@ -35,11 +41,13 @@ from typing import Any
 import orjson
 import sklearn
 
-from bench import ceiling, cpu, load, memory, models, report, servers
+from bench import ablation, ceiling, cpu, load, memory, models, report, servers, targets, wins
+from bench.runs import ServerRun
 
 RESULTS = Path(__file__).resolve().parent / "results"
 READY_TIMEOUT_S = 120.0
 POLL_S = 0.02
+STARTED = time.perf_counter()
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class Config:
     duration_s: int
     warmup_s: int
     ceiling_s: float
+    wins_s: float
+    ablation_s: int
     workers: int
     models: tuple[str, ...]
     servers: tuple[str, ...]
@@ -56,13 +66,25 @@ class Config:
     @classmethod
     def from_env(cls) -> Config:
         return cls(
-            duration_s=int(os.environ.get("BENCH_DURATION", "12")),
+            duration_s=int(os.environ.get("BENCH_DURATION", "10")),
             warmup_s=int(os.environ.get("BENCH_WARMUP", "1")),
-            ceiling_s=float(os.environ.get("BENCH_CEILING", "2")),
+            ceiling_s=float(os.environ.get("BENCH_CEILING", "1")),
+            wins_s=float(os.environ.get("BENCH_WINS", "0.5")),
+            ablation_s=int(os.environ.get("BENCH_ABLATION", "5")),
             workers=int(os.environ.get("BENCH_WORKERS", "2")),
             models=_names("BENCH_MODELS", "linear,heavy", models.CLASSIFIERS),
             servers=_names("BENCH_SERVERS", "ours,naive", servers.NAMES),
         )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What every server of one comparison runs: these scenarios, each for ``seconds``
+    after ``warmup_s`` of the same load."""
+
+    scenarios: tuple[load.Scenario, ...]
+    seconds: int
+    warmup_s: int
 
 
 def _names(variable: str, default: str, known: Iterable[str]) -> tuple[str, ...]:
@@ -75,8 +97,9 @@ def _names(variable: str, default: str, known: Iterable[str]) -> tuple[str, ...]
 
 
 def log(message: str) -> None:
-    """Progress goes to stderr; stdout carries only the report."""
-    print(message, file=sys.stderr, flush=True)
+    """Progress goes to stderr, stamped with the seconds since start (the run has a time
+    budget); stdout carries only the report."""
+    print(f"[{time.perf_counter() - STARTED:4.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -116,13 +139,13 @@ def measure(
     running: servers.Handle,
     scenario: load.Scenario,
     bodies: dict[int | None, Path],
-    config: Config,
+    schedule: Schedule,
 ) -> tuple[load.WrkResult, cpu.CpuUse]:
     """One scenario on one server: warm-up, then the measured run and where the CPU went."""
-    load.run_wrk(running.base_url, scenario, bodies, config.warmup_s)
-    before = cpu.snapshot(running.pids())
-    result = load.run_wrk(running.base_url, scenario, bodies, config.duration_s)
-    use = cpu.between(before, cpu.snapshot(running.pids()))
+    load.run_wrk(running.base_url, scenario, bodies, schedule.warmup_s)
+    before = cpu.snapshot(servers.pids(running))
+    result = load.run_wrk(running.base_url, scenario, bodies, schedule.seconds)
+    use = cpu.between(before, cpu.snapshot(servers.pids(running)))
     log(
         f"{model}/{name} {scenario.key}: {result.requests_per_s:.1f} req/s, "
         f"p99 {result.p99_ms:.1f} ms, {result.non_2xx} non-2xx, "
@@ -136,8 +159,8 @@ def bench_model(
     model: str,
     artifact: Path,
     bodies: dict[int | None, Path],
-    config: Config,
-) -> list[report.ServerRun]:
+    schedule: Schedule,
+) -> list[ServerRun]:
     """Every server on one model, stopped in all cases.
 
     The servers run side by side, idle but for the one under load, and take turns
@@ -154,18 +177,18 @@ def bench_model(
             started[server.name] = cold_start(running[server.name], models.body(1), expected)
             log(f"{model}/{server.name}: first correct prediction {started[server.name]:.2f} s")
         measured = {
-            (name, scenario.key): measure(model, name, handle, scenario, bodies, config)
-            for scenario in load.SCENARIOS
+            (name, scenario.key): measure(model, name, handle, scenario, bodies, schedule)
+            for scenario in schedule.scenarios
             for name, handle in running.items()
         }
         runs = []
         for name, handle in running.items():
             if (why := handle.died()) is not None:
                 raise RuntimeError(f"{name} stopped during the load: {why}")
-            results = {s.key: measured[name, s.key][0] for s in load.SCENARIOS}
-            cpu_use = {s.key: measured[name, s.key][1] for s in load.SCENARIOS}
-            used = memory.measure(handle.pids())
-            runs.append(report.ServerRun(model, name, started[name], results, cpu_use, used))
+            results = {s.key: measured[name, s.key][0] for s in schedule.scenarios}
+            cpu_use = {s.key: measured[name, s.key][1] for s in schedule.scenarios}
+            used = {program: memory.measure(pids) for program, pids in handle.groups().items()}
+            runs.append(ServerRun(model, name, started[name], results, cpu_use, used))
         return runs
 
 
@@ -197,7 +220,17 @@ def settings(config: Config, under_test: list[servers.Server]) -> dict[str, str]
             f"wrk, 1 thread, {config.duration_s} s per scenario after {config.warmup_s} s "
             f"of warm-up; {config.workers} gunicorn workers per server"
         ),
+        "in-process": (
+            f"ceiling {config.ceiling_s:g} s per case, cheap wins {config.wins_s:g} s per "
+            "comparison, before any server starts"
+        ),
     }
+    if config.ablation_s:
+        facts["ablation"] = (
+            f"model {ablation.MODEL}, scenarios {', '.join(s.key for s in ablation.SCENARIOS)}, "
+            f"{config.ablation_s} s each after {config.warmup_s} s of warm-up; "
+            f"{ablation.BASELINE}: {ablation.shipped(config.workers)}"
+        )
     facts.update({server.name: server.description for server in under_test})
     return facts
 
@@ -219,18 +252,36 @@ def main() -> None:
     logs.mkdir(parents=True)
     known = servers.available(logs, config.workers)
     under_test = [known[name] for name in config.servers]
+    variants = ablation.variants(logs / "ablation", config.workers) if config.ablation_s else []
     facts = settings(config, under_test)
     runs = []
+    ablated: list[ServerRun] = []
+    main_load = Schedule(load.SCENARIOS, config.duration_s, config.warmup_s)
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        artifacts = models.build(Path(workdir), config.models)
+        artifacts = models.build(Path(workdir))  # every model: the wins need both
         bodies = load.write_bodies(Path(workdir))
         log(f"models built; in-process ceiling, {config.ceiling_s:g} s per case")
-        ceilings = ceiling.run(artifacts, config.ceiling_s)
-        for model, artifact in artifacts.items():
-            runs += bench_model(under_test, model, artifact, bodies, config)
-    raw = {"settings": facts, "ceilings": ceilings, "runs": runs}
-    (RESULTS / "results.json").write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2))
-    text = report.markdown(facts, ceilings, runs)
+        ceilings = ceiling.run({m: artifacts[m] for m in config.models}, config.ceiling_s)
+        log(f"cheap wins, {config.wins_s:g} s per comparison")
+        won = wins.run(artifacts, config.wins_s)
+        for model in config.models:
+            runs += bench_model(under_test, model, artifacts[model], bodies, main_load)
+        if variants:
+            log(f"ablation: {len(variants)} variants, {config.ablation_s} s per scenario")
+            ablation_load = Schedule(ablation.SCENARIOS, config.ablation_s, config.warmup_s)
+            artifact = artifacts[ablation.MODEL]
+            ablated = bench_model(variants, ablation.MODEL, artifact, bodies, ablation_load)
+    results = report.Results(
+        settings=facts,
+        targets=targets.check(runs, ablated, config.workers),
+        runs=runs,
+        ablation=ablated,
+        changes={variant.name: variant.change for variant in variants},
+        wins=won,
+        ceilings=ceilings,
+    )
+    (RESULTS / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    text = report.markdown(results)
     (RESULTS / "report.md").write_text(text)
     report.chart(ceilings, runs, RESULTS / "bench.png")
     print(text)

@@ -1,7 +1,8 @@
 """The servers under test, each started in process groups we can always stop.
 
 A server is anything with a ``name`` and ``start(model_path) -> Handle``; a
-handle knows its base URL, its processes (for memory and CPU) and how to stop.
+handle knows its base URL, its processes by program (for memory and CPU) and
+how to stop.
 Every launch is a new session, so a stop can kill whole groups, workers
 included, even when a master died first.
 """
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,9 @@ STOP_GRACE_S = 10.0
 OUR_ENV = {"ALLOW_UNSIGNED_MODELS": "true"}
 """The benchmark's artifacts are unsigned: verifying an HMAC at load costs well under 1 ms."""
 LOG_TAIL_CHARS = 2_000
+APP = "gunicorn"
+"""The program group of a server's Python processes (master and workers), whatever proxy
+runs in front: the issue's memory targets count these."""
 
 
 class Handle(Protocol):
@@ -34,7 +38,9 @@ class Handle(Protocol):
     launched_at: float
     """``time.perf_counter()`` just before launch, for the cold start."""
 
-    def pids(self) -> list[int]: ...
+    def groups(self) -> dict[str, list[int]]:
+        """Live processes by program: :data:`APP`, and ``nginx`` when it fronts the app."""
+        ...
 
     def died(self) -> str | None:
         """None while the server runs, else why it stopped (for an error message)."""
@@ -52,6 +58,11 @@ class Server(Protocol):
         ...
 
     def start(self, model_path: Path) -> Handle: ...
+
+
+def pids(handle: Handle) -> list[int]:
+    """Every live process of a server, whatever its program (for CPU use)."""
+    return [pid for group in handle.groups().values() for pid in group]
 
 
 def free_port() -> int:
@@ -105,8 +116,8 @@ class ProcessGroup:
     log: Path
     launched_at: float
 
-    def pids(self) -> list[int]:
-        return group_pids(self.process.pid)
+    def groups(self) -> dict[str, list[int]]:
+        return {APP: group_pids(self.process.pid)}
 
     def died(self) -> str | None:
         code = self.process.poll()
@@ -174,8 +185,9 @@ class StackHandle:
     def _processes(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in (self.stack.gunicorn, self.stack.nginx) if p is not None]
 
-    def pids(self) -> list[int]:
-        return [pid for p in self._processes() for pid in group_pids(p.pid)]
+    def groups(self) -> dict[str, list[int]]:
+        programs = {APP: self.stack.gunicorn, "nginx": self.stack.nginx}
+        return {name: group_pids(p.pid) for name, p in programs.items() if p is not None}
 
     def died(self) -> str | None:
         for process in self._processes():
@@ -195,9 +207,20 @@ class StackHandle:
 
 @dataclass(frozen=True)
 class OurStack:
+    """The stack as shipped, or started with ``env`` changed (the ablation's variants).
+
+    ``env`` comes last, so it may override WEB_CONCURRENCY too.
+    """
+
     name: str
     run_root: Path
     workers: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def change(self) -> str:
+        """What differs from the shipped stack."""
+        return " ".join(f"{name}={value}" for name, value in self.env.items()) or "as shipped"
 
     @property
     def description(self) -> str:
@@ -209,7 +232,7 @@ class OurStack:
             run_dir=self.run_root / f"{self.name}-{model_path.parent.name}",
             port=free_port(),
             metrics_port=free_port(),
-            env={"WEB_CONCURRENCY": str(self.workers), **OUR_ENV},
+            env={"WEB_CONCURRENCY": str(self.workers), **OUR_ENV, **self.env},
         )
         handle = StackHandle(Stack(config), time.perf_counter())
         try:
