@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from service import compat, payload
 from service.batching import Batcher, merge
-from service.errors import PredictionFailed
+from service.errors import PredictionFailed, WorkerRestarting
 from service.metrics import Metrics
 from service.model import Model
 from service.schema import Column, Schema
@@ -164,3 +164,21 @@ def test_demo_batches_equal_in_process_predictions(
             assert result.probabilities == demo_pipeline.predict_proba(frame).tolist()
         else:
             assert result.probabilities is None
+
+
+def test_an_overdue_batch_fails_its_requests_and_frees_every_waiter() -> None:
+    """504 for the stuck batch, 503 for the queued ones, nobody left hanging, worker flagged."""
+    stuck: list[bool] = []
+    model = picky_model(delay=3)
+    batcher = Batcher(model, metrics(), timeout=0.5, on_stuck=lambda: stuck.append(True))
+    one_row = {"data": {"x": [1.0]}}
+    results = concurrently(
+        [lambda: batcher.predict(request(PICKY_SCHEMA, one_row)) for _ in range(5)]
+    )
+    codes = sorted(type(r).__name__ for r in results)
+    assert set(codes) <= {"PredictionTimeout", "WorkerRestarting"}
+    assert "PredictionTimeout" in codes
+    assert stuck == [True]
+    assert batcher.stuck
+    with pytest.raises(WorkerRestarting):
+        batcher.predict(request(PICKY_SCHEMA, one_row))
