@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from service import payload
 from service.batching import Batcher
 from service.errors import NotReady, ReloadFailed
@@ -139,6 +141,4 @@ class Runtime:
 
 
 def _compact(document: Any) -> str:
-    import orjson
-
     return orjson.dumps(document).decode()
