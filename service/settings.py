@@ -131,11 +131,6 @@ class Settings:
         """The versioned store lives beside the bootstrap artifact."""
         return self.model_path.parent
 
-    @property
-    def schema_path(self) -> Path:
-        """Where the packed schema of :attr:`model_path` lives."""
-        return self.model_path.with_suffix(".schema.json")
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every field from its environment variable, keeping defaults for absent ones."""

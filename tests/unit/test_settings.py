@@ -15,7 +15,7 @@ def test_defaults_without_environment() -> None:
     settings = Settings.from_env(UNSIGNED)
     assert settings == Settings(allow_unsigned=True)
     assert settings.key is None
-    assert settings.schema_path == Path("binary/pipeline.schema.json")
+    assert settings.store_root == Path("binary")
 
 
 def test_values_are_coerced() -> None:
@@ -31,7 +31,7 @@ def test_values_are_coerced() -> None:
         }
     )
     assert settings.model_path == Path("/models/a.pkl")
-    assert settings.schema_path == Path("/models/a.schema.json")
+    assert settings.store_root == Path("/models")
     assert (settings.max_rows, settings.max_body_bytes) == (7, 4096)
     assert (settings.unknown_columns, settings.log_level) == ("ignore", "DEBUG")
     assert settings.download_accel_prefix == "/_artifacts/"
