@@ -5,6 +5,7 @@ import gc
 import os
 import shutil
 import signal
+import threading
 
 # ---- environment every process needs before numpy or prometheus_client import ------------
 # One BLAS/OpenMP thread per worker: N workers x N cores threads would oversubscribe the
@@ -114,7 +115,15 @@ def post_fork(server, worker):
 
     app = server.app.wsgi()
     app.extensions["control"].reload_via_master = hup_master(server.pid)
-    app.extensions["runtime"].on_stuck = lambda: os.kill(os.getpid(), signal.SIGTERM)
+    app.extensions["runtime"].on_stuck = _retire_now
+
+
+def _retire_now():
+    """A stuck worker stops taking connections at once (TERM) and, once the answers it
+    owes (504, 503s) are out, quits (QUIT) rather than lingering 2 s on kept-alive
+    connections that nginx would keep sending predictions to."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGQUIT)).start()
 
 
 def on_reload(server):
