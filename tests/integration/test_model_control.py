@@ -16,6 +16,7 @@ import requests
 from deploy.stack import Stack
 from service import signing
 from tests import artifacts
+from tests.admin_routes import ADMIN_ROUTES
 from tests.integration.conftest import (
     ADMIN_TOKEN,
     SIGNING_KEY,
@@ -183,14 +184,6 @@ def assert_refused(stack: Stack, data: bytes, reason: str) -> None:
     assert reason in error["message"]
     assert predict(stack) == before
     assert requests.get(f"{stack.base_url}/readyz").status_code == 200
-
-
-ADMIN_ROUTES = [
-    ("GET", "/admin/models"),
-    ("POST", "/admin/models"),
-    ("POST", "/admin/models/" + "0" * 64 + "/activate"),
-    ("DELETE", "/admin/models/" + "0" * 64),
-]
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploy.stack import Stack
+from tests.admin_routes import ADMIN_ROUTE_IDS, ADMIN_ROUTES
 from tests.integration.conftest import ADMIN_TOKEN, BODY_LIMIT
 
 VALID = (
@@ -157,13 +158,8 @@ def test_flask_debug_is_off(stack: Stack, call: Call) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [
-        ("GET", "/admin/models"),
-        ("POST", "/admin/models"),
-        ("POST", f"/admin/models/{'0' * 64}/activate"),
-        ("DELETE", f"/admin/models/{'0' * 64}"),
-    ],
-    ids=["list", "upload", "activate", "delete"],
+    ADMIN_ROUTES,
+    ids=ADMIN_ROUTE_IDS,
 )
 @pytest.mark.parametrize(
     ("authorization", "status"),

@@ -14,6 +14,7 @@ from service import signing
 from service.app import create_app
 from service.settings import Settings
 from tests import artifacts
+from tests.admin_routes import ADMIN_ROUTE_IDS, ADMIN_ROUTES
 from tests.unit.conftest import ADMIN_TOKEN, SIGNING_KEY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -114,12 +115,8 @@ def test_upload_limits(settings: Settings) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [
-        ("GET", "/admin/models"),
-        ("POST", "/admin/models"),
-        ("POST", f"/admin/models/{'0' * 64}/activate"),
-        ("DELETE", f"/admin/models/{'0' * 64}"),
-    ],
+    ADMIN_ROUTES,
+    ids=ADMIN_ROUTE_IDS,
 )
 def test_admin_auth(client: FlaskClient, method: str, path: str) -> None:
     missing = client.open(path, method=method)
