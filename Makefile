@@ -19,6 +19,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtual environment with every dependency
 
+# Debian packages the targets use, as COMMAND:PACKAGE; deploy/apt-need.sh installs the
+# missing ones (as root) or names them. `make test` needs them all, so a fresh machine
+# runs the README's two commands and nothing else.
+RUN_TOOLS := nginx:nginx envsubst:gettext-base ss:iproute2
+TEST_TOOLS := $(RUN_TOOLS) promtool:prometheus prometheus:prometheus wrk:wrk \
+  docker-compose:docker-compose
+
+tools-run:
+	@sh deploy/apt-need.sh $(RUN_TOOLS)
+
+tools-test:
+	@sh deploy/apt-need.sh $(TEST_TOOLS)
+
 KEY := .run/signing-key
 TOKEN := .run/admin-token
 
@@ -36,7 +49,7 @@ model: $(STAMP) $(KEY) ## (Re)train the demo model into binary/, signed with .ru
 PORT ?= 8080
 METRICS_PORT ?= 9200
 
-run: $(STAMP) $(KEY) $(TOKEN) $(MODEL) ## Serve the demo model through nginx + gunicorn on :$(PORT)
+run: $(STAMP) tools-run $(KEY) $(TOKEN) $(MODEL) ## Serve the demo model through nginx + gunicorn on :$(PORT)
 	@echo "admin token: $(TOKEN); signing key: $(KEY)"
 	MODEL_SIGNING_KEY_FILE=$(KEY) ADMIN_TOKEN_FILE=$(TOKEN) \
 	  $(PY) -m deploy.stack --model $(MODEL) --port $(PORT) --metrics-port $(METRICS_PORT)
@@ -49,31 +62,22 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint ## Lint, then run every test with coverage
+test: tools-test lint ## Install what the tests use, lint, then run every test with coverage
 	$(PY) -m pytest --cov --cov-report=term
-
-# A Debian package a target needs: installed with apt-get when missing and we are root.
-define need
-	@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2); } || \
-	  { echo "install $(2) (apt-get install $(2)) and retry"; exit 1; }
-endef
 
 SOAK_SECONDS ?= 600
 
 bench: $(STAMP) ## Benchmark the stack against a naive server (wrk, ~5 min) -> bench/results/
-	$(call need,wrk,wrk)
-	$(call need,nginx,nginx)
+	@sh deploy/apt-need.sh $(RUN_TOOLS) wrk:wrk
 	$(PY) -m bench.run
 
 soak: $(STAMP) ## Steady load through nginx for SOAK_SECONDS (600): zero errors, flat memory
-	$(call need,wrk,wrk)
-	$(call need,nginx,nginx)
+	@sh deploy/apt-need.sh $(RUN_TOOLS) wrk:wrk
 	$(PY) -m bench.soak --seconds $(SOAK_SECONDS)
 
 FUZZ_ARGS ?=
 
-fuzz: $(STAMP) ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
+fuzz: $(STAMP) tools-run ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
 	$(PY) -m tests.integration.test_fuzz $(FUZZ_ARGS)
 
-.PHONY: help venv model run lint format test bench soak fuzz
+.PHONY: help venv tools-run tools-test model run lint format test bench soak fuzz
