@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-MODEL := binary/pipeline.pkl
 
 .DEFAULT_GOAL := help
 
@@ -32,27 +31,36 @@ tools-run:
 tools-test:
 	@sh deploy/apt-need.sh $(TEST_TOOLS)
 
-KEY := .run/signing-key
-TOKEN := .run/admin-token
+# make run's state: credentials, store, socket, logs (git ignores .run/).
+RUN_DIR ?= .run
+KEY := $(RUN_DIR)/signing-key
+TOKEN := $(RUN_DIR)/admin-token
 
-# Demo credentials, generated once, readable only by you (git ignores .run/).
-.run/signing-key .run/admin-token:
-	mkdir -p .run
+# Local credentials, generated once, readable only by you.
+$(KEY) $(TOKEN):
+	mkdir -p $(RUN_DIR)
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
-
-$(MODEL): | $(STAMP) $(KEY)
-	$(PY) -m service demo --out binary --key-file $(KEY)
 
 model: $(STAMP) $(KEY) ## (Re)train the demo model into binary/, signed with .run/signing-key
 	$(PY) -m service demo --out binary --key-file $(KEY)
 
+# The model `make run` serves: MODEL=path (or MODEL_PATH=path) serves that pickle;
+# without it, the version active in .run/store, else binary/pipeline.pkl (the demo model
+# is trained there when the folder is empty). See deploy/model_choice.py.
+MODEL ?= $(MODEL_PATH)
 PORT ?= 8080
 METRICS_PORT ?= 9200
 
-run: $(STAMP) tools-run $(KEY) $(TOKEN) $(MODEL) ## Serve the demo model through nginx + gunicorn on :$(PORT)
-	@echo "admin token: $(TOKEN); signing key: $(KEY)"
-	MODEL_SIGNING_KEY_FILE=$(KEY) ADMIN_TOKEN_FILE=$(TOKEN) \
-	  $(PY) -m deploy.stack --model $(MODEL) --port $(PORT) --metrics-port $(METRICS_PORT)
+run: $(STAMP) tools-run $(KEY) $(TOKEN) ## Serve MODEL=path (default: the demo) through nginx on PORT=8080
+	@exec $(PY) -m deploy.run $(if $(MODEL),--model "$(MODEL)") --port $(PORT) \
+	  --metrics-port $(METRICS_PORT) --run-dir $(RUN_DIR) --key-file $(KEY) --token-file $(TOKEN)
+
+MONITOR_PORT ?= 9090
+
+monitor: $(STAMP) ## Prometheus with the repo's alert rules scraping make run's metrics, on MONITOR_PORT=9090
+	@sh deploy/apt-need.sh prometheus:prometheus
+	@exec $(PY) -m deploy.monitor --metrics-port $(METRICS_PORT) --port $(MONITOR_PORT) \
+	  --run-dir $(RUN_DIR)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -80,4 +88,4 @@ FUZZ_ARGS ?=
 fuzz: $(STAMP) tools-run ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
 	$(PY) -m tests.integration.test_fuzz $(FUZZ_ARGS)
 
-.PHONY: help venv tools-run tools-test model run lint format test bench soak fuzz
+.PHONY: help venv tools-run tools-test model run monitor lint format test bench soak fuzz

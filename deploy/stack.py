@@ -1,14 +1,21 @@
-"""Run the production stack (nginx in front of gunicorn) on this machine, without Docker.
+"""The production stack (nginx in front of gunicorn) as child processes of this machine.
 
-``make run`` uses it to serve the demo model, the integration tests and the
-benchmark use it to drive the same configs the compose stack ships:
-``deploy/gunicorn.conf.py`` and ``deploy/nginx/`` rendered by
-``deploy/nginx/render.sh``. Runtime state (rendered configs, socket, logs,
-pids) lives in one run folder, ``.run/`` by default.
+``make run`` (``deploy/run.py``), the integration tests and the benchmark drive
+the same configs the compose stack ships: ``deploy/gunicorn.conf.py`` and
+``deploy/nginx/`` rendered by ``deploy/nginx/render.sh``. Runtime state
+(rendered configs, socket, logs, pids) lives in one run folder.
+
+What makes it safe to start twice and to kill:
+- before touching anything, it takes the run folder's lock and checks that its
+  ports and gunicorn's socket are free, naming the pid that holds them;
+- both children die with the process that started them, even when it is
+  SIGKILLed (``PR_SET_PDEATHSIG``);
+- :meth:`Stack.stop` runs once, however many times it is called.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -17,17 +24,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
+from deploy.processes import die_with_parent, holder_of, port_free, socket_live, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 
 
 class StackError(RuntimeError):
-    """The stack did not come up; the message carries the failing process's log tail."""
+    """The stack cannot start or stopped serving; the message is one line with the reason."""
 
 
 @dataclass
@@ -38,28 +46,14 @@ class StackConfig:
     metrics_port: int = 9200
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
-    """Extra environment for gunicorn and the app (WEB_CONCURRENCY, GUNICORN_TIMEOUT...)."""
+    """Extra environment for gunicorn and the app (WEB_CONCURRENCY, STORE_DIR...)."""
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _stop_group(process: subprocess.Popen[bytes], sig: int, wait: float) -> None:
-    """Signal a process started in its own session; kill the whole group if it lingers."""
-    if process.poll() is not None:
-        return
-    try:
-        os.kill(process.pid, sig)
-        process.wait(timeout=wait)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 class Stack:
@@ -70,6 +64,8 @@ class Stack:
         self.run_dir = config.run_dir.resolve()
         self.gunicorn: subprocess.Popen[bytes] | None = None
         self.nginx: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
+        self._stopped = False
 
     @property
     def base_url(self) -> str:
@@ -82,6 +78,12 @@ class Stack:
     @property
     def socket(self) -> Path:
         return self.run_dir / "gunicorn.sock"
+
+    @property
+    def store_dir(self) -> Path:
+        """Where the app keeps its versions: STORE_DIR, else beside the model."""
+        configured = self.config.env.get("STORE_DIR")
+        return Path(configured) if configured else self.config.model_path.resolve().parent
 
     def app_env(self) -> dict[str, str]:
         """The environment gunicorn and the app start with."""
@@ -105,19 +107,60 @@ class Stack:
             "NGINX_LISTEN": f"{self.config.host}:{self.config.port}",
             "METRICS_LISTEN": f"{self.config.host}:{self.config.metrics_port}",
             "UPSTREAM": f"unix:{self.socket}",
-            "MODEL_DIR": str(self.config.model_path.resolve().parent),
+            "MODEL_DIR": str(self.store_dir.resolve()),
             **{k: v for k, v in self.config.env.items() if k == "MAX_BODY_BYTES"},
         }
 
+    # ---- starting ----------------------------------------------------------------------
+
     def start(self, timeout: float = 60) -> Stack:
-        """Start gunicorn, wait until its app is ready, then put nginx in front."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.socket.unlink(missing_ok=True)
+        """Check that nothing else uses our ports, socket or run folder, start gunicorn,
+        wait until its app is ready, then put nginx in front."""
+        self.preflight()
         self.start_gunicorn()
-        self._wait(self._gunicorn_ready, timeout, self.gunicorn, self.run_dir / "gunicorn.log")
+        self._wait(self._gunicorn_ready, timeout, self.gunicorn, self.gunicorn_failure)
         self.start_nginx()
-        self._wait(self._nginx_ready, timeout, self.nginx, self.run_dir / "nginx-error.log")
+        self._wait(self._nginx_ready, timeout, self.nginx, self.nginx_failure)
         return self
+
+    def preflight(self) -> None:
+        """Refuse to start, touching nothing, when another stack or program holds what we
+        need: the run folder (its socket and metrics files), our ports, gunicorn's socket."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        for port in (self.config.port, self.config.metrics_port):
+            if not port_free(self.config.host, port):
+                self._release_lock()
+                raise StackError(
+                    f"port {self.config.host}:{port} is in use by {holder_of(f':{port}')}: "
+                    "stop it or choose another port (PORT=..., METRICS_PORT=...)"
+                )
+        if socket_live(self.socket):
+            self._release_lock()
+            raise StackError(
+                f"{self.socket} is in use by {holder_of(str(self.socket))}: "
+                "another server is running from this run folder"
+            )
+        self.socket.unlink(missing_ok=True)  # left behind by a stack that was killed
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StackError(
+                f"another stack (pid {owner}) is running from {self.run_dir}: stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def start_gunicorn(self) -> None:
         with (self.run_dir / "gunicorn.log").open("ab") as log:
@@ -129,6 +172,8 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Quick shutdown: whoever started it is gone, so nobody awaits its answers.
+                preexec_fn=die_with_parent(signal.SIGINT),
             )
 
     def start_nginx(self) -> None:
@@ -148,6 +193,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),  # nginx's fast shutdown
             )
 
     def _gunicorn_ready(self) -> bool:
@@ -161,15 +207,44 @@ class Stack:
             return False
 
     @staticmethod
-    def _wait(ready, timeout: float, process: subprocess.Popen[bytes] | None, log: Path) -> None:
+    def _wait(
+        ready: Callable[[], bool],
+        timeout: float,
+        process: subprocess.Popen[bytes] | None,
+        failure: Callable[[], str],
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise StackError(f"exited with {process.returncode}:\n{_log_tail(log)}")
+                raise StackError(failure())
             if ready():
                 return
             time.sleep(0.1)
-        raise StackError(f"not ready after {timeout:.0f} s:\n{_log_tail(log)}")
+        raise StackError(f"not ready after {timeout:.0f} s: {failure()}")
+
+    def gunicorn_failure(self) -> str:
+        """gunicorn's reason in one line: the boot failure the app reported, else its last
+        error line; the full trace stays in the log."""
+        log = self.run_dir / "gunicorn.log"
+        lines = log_tail(log, 200).splitlines()
+        reported = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
+        reason = reported[-1] if reported else (lines[-1] if lines else "no output")
+        return f"gunicorn failed: {reason} (log: {log})"
+
+    def nginx_failure(self) -> str:
+        log = self.run_dir / "nginx-error.log"
+        lines = [line for line in log_tail(log, 200).splitlines() if "[emerg]" in line]
+        reason = lines[-1].partition("[emerg] ")[2] if lines else "see the log"
+        return f"nginx failed: {reason} (log: {log})"
+
+    # ---- running -----------------------------------------------------------------------
+
+    def check_alive(self) -> None:
+        """Raise naming the process that died: a stack with one part gone serves nothing."""
+        if self.gunicorn is not None and self.gunicorn.poll() is not None:
+            raise StackError(f"exited with {self.gunicorn.returncode}; {self.gunicorn_failure()}")
+        if self.nginx is not None and self.nginx.poll() is not None:
+            raise StackError(f"exited with {self.nginx.returncode}; {self.nginx_failure()}")
 
     def worker_pids(self) -> list[int]:
         """gunicorn's current workers (the master's children)."""
@@ -181,12 +256,19 @@ class Stack:
         except OSError:
             return []
 
+    # ---- stopping ----------------------------------------------------------------------
+
     def stop(self) -> None:
-        """Graceful stop (nginx QUIT, gunicorn TERM), then SIGKILL for whatever lingers."""
+        """Graceful stop (nginx QUIT, gunicorn TERM), then SIGKILL for whatever lingers.
+        Runs once: a second call (a second Ctrl-C) does not cut the first one short."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.nginx is not None:
-            _stop_group(self.nginx, signal.SIGQUIT, wait=10)
+            stop_group(self.nginx, signal.SIGQUIT, wait=10)
         if self.gunicorn is not None:
-            _stop_group(self.gunicorn, signal.SIGTERM, wait=30)
+            stop_group(self.gunicorn, signal.SIGTERM, wait=30)
+        self._release_lock()
 
     def __enter__(self) -> Stack:
         try:
@@ -200,43 +282,11 @@ class Stack:
 
 
 def nginx_binary() -> str:
-    """nginx's path, installed with apt-get when missing and we are root."""
+    """nginx's path (Debian puts it in /usr/sbin, which a non-root PATH lacks)."""
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise StackError("nginx is not installed: run `sudo apt-get install nginx`, then retry")
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx"],
-        check=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    return shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx"
-
-
-@click.command()
-@click.option("--model", default=ROOT / "binary" / "pipeline.pkl", type=click.Path(path_type=Path))
-@click.option("--port", default=8080, envvar="PORT", show_default=True)
-@click.option("--metrics-port", default=9200, envvar="METRICS_PORT", show_default=True)
-@click.option("--run-dir", default=ROOT / ".run", type=click.Path(path_type=Path))
-def main(model: Path, port: int, metrics_port: int, run_dir: Path) -> None:
-    """Serve MODEL through nginx and gunicorn until Ctrl-C."""
-    config = StackConfig(model_path=model, run_dir=run_dir, port=port, metrics_port=metrics_port)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        with Stack(config) as stack:
-            click.echo(f"serving {model} at {stack.base_url} (metrics: {stack.metrics_url})")
-            click.echo(f"logs: {stack.run_dir}/gunicorn.log, {stack.run_dir}/nginx-access.log")
-            click.echo("Ctrl-C stops both")
-            while stack.gunicorn and stack.gunicorn.poll() is None:
-                time.sleep(0.5)
-            raise StackError(f"gunicorn exited:\n{_log_tail(stack.run_dir / 'gunicorn.log')}")
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    except StackError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-if __name__ == "__main__":
-    main()
+    if found is None:
+        raise StackError(
+            "nginx is not installed: `make run` and `make test` install it, "
+            "or run `sudo apt-get install nginx`"
+        )
+    return found

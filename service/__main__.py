@@ -22,7 +22,8 @@ KEY_FILE = click.option(
     "--key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar="MODEL_SIGNING_KEY_FILE",
-    help="HMAC key file (default: $MODEL_SIGNING_KEY_FILE).",
+    show_envvar=True,
+    help="HMAC key file; without one the artifact is left unsigned.",
 )
 OUT = click.option(
     "--out",
@@ -41,13 +42,13 @@ URL = click.option(
 
 
 def _key(key_file: Path | None) -> bytes | None:
-    return key_file.read_text().strip().encode() if key_file else None
+    return signing.load_key(key_file) if key_file else None
 
 
 def _signed(target: Path, key_file: Path | None) -> str:
     if key_file is None:
         return "unsigned"
-    return f"signed ({signing.write_signature(target, _key(key_file) or b'').name})"
+    return f"signed ({signing.write_signature(target, signing.load_key(key_file)).name})"
 
 
 @click.group()
@@ -82,13 +83,16 @@ def pack(pipeline_path: Path, sample: Path, out: Path, key_file: Path | None) ->
 @click.argument("artifact_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--key-file",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar="MODEL_SIGNING_KEY_FILE",
+    show_envvar=True,
+    help="HMAC key file (needed: from this option or the variable).",
 )
-def sign(artifact_path: Path, key_file: Path) -> None:
+def sign(artifact_path: Path, key_file: Path | None) -> None:
     """Write ARTIFACT_PATH.sig: HMAC-SHA256 of its bytes under the key."""
-    click.echo(signing.write_signature(artifact_path, _key(key_file) or b""))
+    if key_file is None:
+        raise click.UsageError("no key: pass --key-file or set MODEL_SIGNING_KEY_FILE")
+    click.echo(signing.write_signature(artifact_path, signing.load_key(key_file)))
 
 
 @cli.command()
@@ -122,12 +126,13 @@ def demo_command(out: Path, key_file: Path | None) -> None:
     click.echo(f"demo model written to {target}, {_signed(target, key_file)}")
 
 
-def _admin(url: str, call: Any) -> None:
+def _admin(url: str, call: Any, show: Any = None) -> None:
+    """Run an admin call; print its JSON answer, or ``show``'s rendering of it."""
     try:
         result = call(AdminClient(url, token_from_env()))
     except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(result, indent=2))
+    click.echo(show(result) if show else json.dumps(result, indent=2))
 
 
 @cli.command()
@@ -142,9 +147,25 @@ def upload(artifact_path: Path, url: str) -> None:
 
 @cli.command()
 @URL
-def versions(url: str) -> None:
-    """List the stored versions; the active one is flagged."""
-    _admin(url, lambda client: client.versions())
+@click.option("--json", "as_json", is_flag=True, help="Every record in full, as JSON.")
+def versions(url: str, as_json: bool) -> None:
+    """List the stored versions, newest first; * marks the active one."""
+    _admin(url, lambda client: client.versions(), None if as_json else versions_table)
+
+
+def versions_table(listing: dict[str, Any]) -> str:
+    """One line per version: what an operator scans for before activating or rolling back."""
+    lines = [f"  {'sha256':<14}{'uploaded':<27}{'source':<11}{'model':<26}features"]
+    for record in listing.get("versions", []):
+        mark = "*" if record.get("active") else " "
+        features = record.get("features") or []
+        lines.append(
+            f"{mark} {record['sha256'][:12]:<14}{record.get('uploaded_at', ''):<27}"
+            f"{record.get('source', ''):<11}{record.get('model_type') or '':<26}{len(features)}"
+        )
+    if listing.get("previous"):
+        lines.append(f"rollback would activate {listing['previous'][:12]}")
+    return "\n".join(lines)
 
 
 @cli.command()

@@ -43,10 +43,20 @@ class OrjsonProvider(JSONProvider):
         )
 
 
+class ServiceFlask(Flask):
+    """Flask, answering ``OPTIONS`` with ``204 No Content`` and its ``Allow`` header rather
+    than an empty ``200``, which a client could mistake for an answer."""
+
+    def make_default_options_response(self) -> Response:
+        response = super().make_default_options_response()
+        response.status_code = 204
+        return response
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; raises a ``ModelError`` naming the problem if the model cannot serve."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__, static_folder=None)  # no static files: no /static route
+    app = ServiceFlask(__name__, static_folder=None)  # no static files: no /static route
     app.json = OrjsonProvider(app)
     # `//model//predict` is a 404, not a redirect built from the client's Host header.
     app.url_map.merge_slashes = False

@@ -21,10 +21,20 @@ class ClientError(RuntimeError):
 def token_from_env() -> str:
     """``ADMIN_TOKEN``, or the content of ``ADMIN_TOKEN_FILE``."""
     if os.environ.get("ADMIN_TOKEN_FILE"):
-        return Path(os.environ["ADMIN_TOKEN_FILE"]).read_text().strip()
+        path = Path(os.environ["ADMIN_TOKEN_FILE"])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ClientError(
+                f"ADMIN_TOKEN_FILE: cannot read {path.absolute()}: {exc.strerror} "
+                "(make run writes it to .run/admin-token in the repository: give its full path)"
+            ) from None
     token = os.environ.get("ADMIN_TOKEN", "")
     if not token:
-        raise ClientError("set ADMIN_TOKEN or ADMIN_TOKEN_FILE to call the admin API")
+        raise ClientError(
+            "set ADMIN_TOKEN or ADMIN_TOKEN_FILE to call the admin API "
+            "(make run's token: ADMIN_TOKEN_FILE=.run/admin-token)"
+        )
     return token
 
 

@@ -6,8 +6,14 @@ scikit-learn, we put back the helper (same semantics as the removed one) before
 sklearn-pandas is imported. ``six``, which sklearn-pandas imports without
 declaring, is a direct dependency of this project instead.
 
-Every module that may import sklearn_pandas (including unpickling an artifact
-that references it) must call :func:`install` first; ``service.artifact`` does.
+Importing this module installs the shim, so a training script needs one line
+before it imports sklearn-pandas::
+
+    import service.compat  # noqa: F401  (sklearn-pandas on current scikit-learn)
+    from sklearn_pandas import DataFrameMapper
+
+Code that unpickles artifacts calls :func:`install` explicitly (``service.artifact``
+does), which says why the import is there.
 """
 
 from __future__ import annotations
@@ -32,3 +38,6 @@ def install() -> None:
     """Make ``sklearn.utils.tosequence`` importable; a no-op where scikit-learn still has it."""
     if not hasattr(sklearn.utils, "tosequence"):
         sklearn.utils.tosequence = tosequence  # type: ignore[attr-defined]
+
+
+install()

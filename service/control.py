@@ -52,17 +52,46 @@ RETIRE_LINGER = 2.5
 
 
 def boot_model(settings: Settings, store: Store) -> model.Model:
-    """The model to serve at start-up: the active version, else the bootstrap artifact."""
+    """The model to serve at start-up (see ``Settings.boot_model``): the store's active
+    version, or ``MODEL_PATH``, which then becomes the active version."""
     active = store.active()
-    if active is not None:
+    if active is not None and settings.boot_model == "active":
+        _note_unserved_bootstrap(settings.model_path, active)
         return model.load(store.path(active), key=settings.key)
     loaded = model.load(settings.model_path, key=settings.key)
+    if loaded.sha256 == active:
+        return model.load(store.path(active), key=settings.key)
     try:
         store.import_bootstrap(settings.model_path, loaded.sha256, loaded.record())
     except (StoreUnavailable, OSError) as exc:
         log.warning("model store not writable (%s): serving MODEL_PATH without versions", exc)
         return loaded
+    if active is not None:
+        log.warning(
+            "serving MODEL_PATH %s (%s) as BOOT_MODEL=model_path asks; it replaces the "
+            "active version %s (`python -m service rollback` returns to it)",
+            settings.model_path,
+            loaded.sha256,
+            active,
+        )
     return model.load(store.path(loaded.sha256), key=settings.key)
+
+
+def _note_unserved_bootstrap(path: Path, active: str) -> None:
+    """Say so when MODEL_PATH holds another model than the active version that serves:
+    a pipeline dropped into MODEL_PATH must never be assumed live without a word."""
+    try:
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return
+    if sha != active:
+        log.warning(
+            "serving the store's active version %s; MODEL_PATH %s holds %s, which is not "
+            "served: upload and activate it, or restart with BOOT_MODEL=model_path",
+            active,
+            path,
+            sha,
+        )
 
 
 def features_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list[str]]:

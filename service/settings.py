@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 UNKNOWN_COLUMN_POLICIES = ("reject", "ignore")
+BOOT_MODELS = ("active", "model_path")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -37,6 +38,15 @@ class Settings:
 
     model_path: Path = field(default=Path("binary/pipeline.pkl"), metadata={"env": "MODEL_PATH"})
     """The cloudpickled pipeline; its schema is read from ``<stem>.schema.json`` beside it."""
+
+    store_dir: Path | None = field(default=None, metadata={"env": "STORE_DIR"})
+    """The versioned model store (``store/``, ``ACTIVE``); unset: the folder of MODEL_PATH.
+    ``make run`` keeps its store in ``.run/store`` so it never writes beside your model."""
+
+    boot_model: str = field(default="active", metadata={"env": "BOOT_MODEL"})
+    """Which model start-up serves. ``active``: the store's active version, so activations
+    survive restarts (MODEL_PATH only seeds an empty store). ``model_path``: MODEL_PATH,
+    which becomes the active version (``make run MODEL=...`` sets this)."""
 
     max_rows: int = field(default=10_000, metadata={"env": "MAX_ROWS"})
     """Most rows one prediction request may carry (413 above)."""
@@ -105,6 +115,8 @@ class Settings:
                 f"UNKNOWN_COLUMNS must be one of {UNKNOWN_COLUMN_POLICIES}, "
                 f"got {self.unknown_columns!r}"
             )
+        if self.boot_model not in BOOT_MODELS:
+            raise SettingsError(f"BOOT_MODEL must be one of {BOOT_MODELS}, got {self.boot_model!r}")
         if self.batch_max_rows < 1:
             raise SettingsError(f"BATCH_MAX_ROWS must be at least 1, got {self.batch_max_rows}")
         if not 0 <= self.batch_max_wait_ms <= 1000:
@@ -128,8 +140,8 @@ class Settings:
 
     @property
     def store_root(self) -> Path:
-        """The versioned store lives beside the bootstrap artifact."""
-        return self.model_path.parent
+        """STORE_DIR, or else beside the bootstrap artifact."""
+        return self.store_dir if self.store_dir is not None else self.model_path.parent
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +176,7 @@ def _coercer(annotation: object) -> Callable[[str], Any]:
     """Pick the parser for a field from its annotation (a string under postponed evaluation)."""
     parsers: dict[str, Callable[[str], Any]] = {
         "Path": Path,
+        "Path | None": lambda raw: Path(raw) if raw.strip() else None,
         "int": int,
         "float": float,
         "bool": _bool,

@@ -18,6 +18,16 @@ from service.errors import SignatureInvalid, SignatureMissing
 HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+def load_key(path: Path) -> bytes:
+    """The HMAC key held in a key file.
+
+    Surrounding whitespace is not part of the key: ``echo key > file`` and editors add a
+    trailing newline, and a key read with it signs differently from the server, which
+    strips it. Every route (server settings, CLI, training scripts) reads keys here.
+    """
+    return path.read_text().strip().encode()
+
+
 def signature_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".sig")
 
@@ -41,25 +51,33 @@ def sign(data: bytes, key: bytes) -> str:
     return signer.hexdigest()
 
 
-def check(expected: str, signature: str | None, *, what: str) -> None:
-    """Raise unless ``signature`` is the expected one (constant-time comparison)."""
+def check(expected: str, signature: str | None, *, what: str, fix: str = "") -> None:
+    """Raise unless ``signature`` is the expected one (constant-time comparison).
+
+    ``fix`` ends the message with what the reader can do about it."""
     if not signature:
         raise SignatureMissing(
-            f"{what} is not signed; a signing key is configured, so only signed artifacts load"
+            f"{what} is not signed; a signing key is configured, so only signed artifacts load{fix}"
         )
     given = signature.strip().lower()
     if not HEX_SHA256.match(given) or not hmac.compare_digest(given, expected):
         raise SignatureInvalid(
             f"{what}: the signature does not match its bytes under the configured key "
-            "(altered, or signed with another key)"
+            f"(altered, or signed with another key){fix}"
         )
+
+
+def sign_command(artifact: Path) -> str:
+    """The command that signs an artifact on disk with the operator's key."""
+    return f"python -m service sign {artifact} --key-file <your key file>"
 
 
 def verify_file(data: bytes, artifact: Path, key: bytes) -> None:
     """Check the ``.sig`` beside an artifact against its bytes."""
     sig_file = signature_path(artifact)
     signature = sig_file.read_text() if sig_file.exists() else None
-    check(sign(data, key), signature, what=str(artifact))
+    fix = f"; if you trust it, sign it: {sign_command(artifact)}"
+    check(sign(data, key), signature, what=str(artifact), fix=fix)
 
 
 def write_signature(artifact: Path, key: bytes) -> Path:

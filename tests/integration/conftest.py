@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from deploy import monitor
+from deploy.processes import stop_group
 from deploy.stack import Stack, StackConfig
 from service import demo, packing, signing
 
@@ -81,40 +82,15 @@ def http() -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="session")
 def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus scraping the stack's internal metrics listener every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is not installed: .ci/run installs Debian's `prometheus`")
+    """A real Prometheus, configured as `make monitor` and compose configure it (the repo's
+    prometheus.yml and alert rules), scraping the stack's metrics listener every second."""
     folder = tmp_path_factory.mktemp("prometheus")
     target = stack.metrics_url.removeprefix("http://").removesuffix("/metrics")
-    (folder / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n"
-        f"  - job_name: model-server\n    static_configs:\n      - targets: ['{target}']\n"
-    )
-    port = free_port()
-    with (folder / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    config = monitor.render_config(target, folder, scrape_interval="1s")
+    url = f"http://127.0.0.1:{free_port()}"
+    process = monitor.start_prometheus(config, url.removeprefix("http://"), folder / "log")
     try:
-        wait_for(lambda: _answers(url + "/-/ready"), 30, "prometheus to be ready")
+        monitor.wait_ready(process, url, folder / "log", timeout=30)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+        stop_group(process, signal.SIGTERM, wait=20)

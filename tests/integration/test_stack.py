@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import socket
 import threading
@@ -17,8 +18,9 @@ import orjson
 import pandas as pd
 import pytest
 import requests
+import yaml
 
-from deploy.stack import Stack
+from deploy.stack import ROOT, Stack
 from tests.integration.conftest import BODY_LIMIT, wait_for
 from tests.integration.metrics_text import sample_sum
 
@@ -159,6 +161,40 @@ def test_requests_spread_over_workers_are_all_counted(
         f"{prometheus}/api/v1/query", params={"query": "sum(model_predicted_rows_total)"}
     ).json()
     assert float(answer["data"]["result"][0]["value"][1]) == expected
+
+
+def test_nginx_own_405_names_the_methods_each_route_takes(stack: Stack) -> None:
+    """nginx refuses TRACE before any location runs; its Allow agrees with the app's routes
+    as the OpenAPI contract lists them (HEAD with GET, OPTIONS everywhere)."""
+    paths = requests.get(stack.base_url + "/openapi.json", timeout=10).json()["paths"]
+    paths.pop("/metrics")  # served on the internal listener only: no route on this one
+    for template, operations in paths.items():
+        path = re.sub(r"\{[^}]+\}", "0" * 64, template)
+        methods = {m.upper() for m in operations if m in ("get", "post", "delete", "put")}
+        expected = methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+        answer = requests.request("TRACE", stack.base_url + path, timeout=10)
+        assert answer.status_code == 405, path
+        assert answer.json()["error"]["code"] == "method_not_allowed"
+        assert set(answer.headers.get("Allow", "").split(", ")) == expected, path
+
+
+def test_options_is_a_204_with_allow(stack: Stack) -> None:
+    answer = requests.options(stack.base_url + "/model/predict", timeout=10)
+    assert answer.status_code == 204
+    assert set(answer.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+    assert answer.content == b""
+
+
+def test_prometheus_runs_the_repository_alert_rules(prometheus: str) -> None:
+    """`make monitor` and the tests load deploy/prometheus/alerts.yml as compose does."""
+    shipped = {
+        rule["alert"]
+        for group in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    groups = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"]}
+    assert shipped and loaded == shipped
 
 
 def test_slow_clients_do_not_hold_workers(http: requests.Session, stack: Stack) -> None:

@@ -197,6 +197,18 @@ def test_too_many_rows(client: FlaskClient) -> None:
     assert error["details"] == {"rows": 60, "max_rows": 50}
 
 
+def test_usage_curl_uses_the_host_the_client_used(client: FlaskClient) -> None:
+    usage = client.get("/usage", headers={"Host": "models.example:8443"}).get_json()
+    assert "curl -s -X POST http://models.example:8443/model/predict " in usage["predict"]["curl"]
+
+
+def test_options_is_no_content_with_allow(client: FlaskClient) -> None:
+    response = client.options("/model/predict")
+    assert response.status_code == 204
+    assert response.data == b""
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
 def test_unknown_route_and_method(client: FlaskClient) -> None:
     error_of(client.get("/nowhere"), 404, "not_found")
     response = client.delete("/model/predict")

@@ -161,7 +161,11 @@ def test_demo_batches_equal_in_process_predictions(
         frame = pd.DataFrame([row])
         assert result.predictions == demo_pipeline.predict(frame).tolist()
         if output != "predict":
-            assert result.probabilities == demo_pipeline.predict_proba(frame).tolist()
+            # A batch is one matrix product, which BLAS may sum in another order than a
+            # one-row product: the same probabilities to the last bit or two, no more.
+            np.testing.assert_allclose(
+                result.probabilities, demo_pipeline.predict_proba(frame), rtol=1e-12, atol=0
+            )
         else:
             assert result.probabilities is None
 

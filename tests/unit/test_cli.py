@@ -11,7 +11,7 @@ import pandas as pd
 from click.testing import CliRunner
 from sklearn.pipeline import Pipeline
 
-from service.__main__ import cli
+from service.__main__ import cli, versions_table
 from service.model import load
 
 
@@ -80,3 +80,51 @@ def test_demo_trains_a_servable_model(tmp_path: Path) -> None:
     loaded = load(tmp_path / "pipeline.pkl")
     assert loaded.schema.source == "schema file"
     assert loaded.classes == ["approved", "declined"]
+
+
+def test_sign_without_a_key_says_how_to_give_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MODEL_SIGNING_KEY_FILE", raising=False)
+    artifact = tmp_path / "a.pkl"
+    artifact.write_bytes(b"x")
+    result = CliRunner().invoke(cli, ["sign", str(artifact)])
+    assert result.exit_code == 2
+    assert "no key: pass --key-file or set MODEL_SIGNING_KEY_FILE" in result.output
+    assert "[required]" not in CliRunner().invoke(cli, ["sign", "--help"]).output
+
+
+def test_admin_commands_without_a_readable_token_are_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN_FILE", "nowhere/admin-token")
+    result = CliRunner().invoke(cli, ["versions", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ADMIN_TOKEN_FILE: cannot read ")
+    assert "No such file or directory" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_versions_table_is_a_line_per_version() -> None:
+    listing = {
+        "versions": [
+            {
+                "sha256": "a" * 64,
+                "uploaded_at": "2026-11-30T10:00:00+00:00",
+                "source": "upload",
+                "model_type": "LogisticRegression",
+                "features": [{"name": "x"}, {"name": "y"}],
+                "active": True,
+            },
+            {"sha256": "b" * 64, "uploaded_at": "2026-11-29T10:00:00+00:00", "active": False},
+        ],
+        "previous": "b" * 64,
+    }
+    lines = versions_table(listing).splitlines()
+    assert len(lines) == 4
+    assert lines[1].split() == [
+        "*",
+        "a" * 12,
+        "2026-11-30T10:00:00+00:00",
+        "upload",
+        "LogisticRegression",
+        "2",
+    ]
+    assert lines[2].split() == ["b" * 12, "2026-11-29T10:00:00+00:00", "0"]
+    assert lines[3] == f"rollback would activate {'b' * 12}"

@@ -37,7 +37,7 @@ def test_sklearn_pandas_fails_without_the_shim_and_imports_with_it() -> None:
         [
             sys.executable,
             "-c",
-            "from service import compat; compat.install(); import sklearn_pandas",
+            "import service.compat; import sklearn_pandas",
         ],
         capture_output=True,
         text=True,

@@ -6,9 +6,11 @@ import dataclasses
 import re
 from pathlib import Path
 
+from service import errors
 from service.settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
@@ -20,3 +22,24 @@ def test_every_setting_is_documented() -> None:
 def test_readme_shows_the_two_commands() -> None:
     assert "make run" in README
     assert "make test" in README
+
+
+def test_the_training_script_shown_is_the_one_the_tests_run() -> None:
+    script = (ROOT / "examples" / "train.py").read_text()
+    assert f"```python\n{script}```" in README
+
+
+def test_every_error_code_is_in_the_error_table() -> None:
+    """A client reading the README can look up any error code the service answers with."""
+    table = {
+        code
+        for line in README.splitlines()
+        if line.startswith("| 4") or line.startswith("| 5")
+        for code in re.findall(r"`([a-z_]+)`", line)
+    }
+    codes = {cls.code for cls in _subclasses(errors.ServiceError) if cls.status_code < 500}
+    assert codes - table == set()
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]

@@ -67,3 +67,14 @@ def test_unsigned_models_need_an_explicit_choice() -> None:
 def test_bad_values_fail_fast_naming_the_variable(environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(SettingsError, match=fragment):
         Settings.from_env({**UNSIGNED, **environ})
+
+
+def test_store_dir_and_boot_model() -> None:
+    settings = Settings.from_env(
+        {"MODEL_PATH": "/m/a.pkl", "STORE_DIR": "/var/store", "BOOT_MODEL": "model_path"} | UNSIGNED
+    )
+    assert settings.store_root == Path("/var/store")
+    assert settings.boot_model == "model_path"
+    assert Settings.from_env({"STORE_DIR": "", **UNSIGNED}).store_root == Path("binary")
+    with pytest.raises(SettingsError, match="BOOT_MODEL must be one of"):
+        Settings.from_env({"BOOT_MODEL": "newest", **UNSIGNED})

@@ -57,3 +57,33 @@ def test_a_signed_artifact_loads(tmp_path: Path, model_path: Path) -> None:
     path.write_bytes(model_path.read_bytes())
     signing.write_signature(path, KEY)
     assert model.load(path, key=KEY).sha256 == model.load(model_path).sha256
+
+
+def test_a_key_file_reads_the_same_on_every_route(tmp_path: Path) -> None:
+    """`echo key > file` adds a newline that is not part of the key, wherever it is read."""
+    from click.testing import CliRunner
+
+    from service.__main__ import cli
+    from service.settings import Settings
+
+    key_file = tmp_path / "key"
+    key_file.write_text("the-key\n")
+    artifact = tmp_path / "a.pkl"
+    artifact.write_bytes(b"bytes")
+    assert signing.load_key(key_file) == b"the-key"
+    assert Settings.from_env({"MODEL_SIGNING_KEY_FILE": str(key_file)}).key == b"the-key"
+    result = CliRunner().invoke(cli, ["sign", str(artifact), "--key-file", str(key_file)])
+    assert result.exit_code == 0, result.output
+    assert signing.signature_path(artifact).read_text().strip() == signing.sign(
+        b"bytes", b"the-key"
+    )
+
+
+def test_an_unsigned_file_is_refused_with_the_command_that_signs_it(tmp_path: Path) -> None:
+    artifact = tmp_path / "a.pkl"
+    artifact.write_bytes(b"bytes")
+    with pytest.raises(SignatureMissing) as missing:
+        signing.verify_file(b"bytes", artifact, KEY)
+    assert missing.value.message.endswith(
+        f"sign it: python -m service sign {artifact} --key-file <your key file>"
+    )

@@ -1,0 +1,144 @@
+"""``make monitor``: a local Prometheus with the repository's alert rules, scraping
+``make run``'s metrics listener, so "scraped by Prometheus" is one command away
+outside compose too.
+
+The configuration is ``deploy/prometheus/prometheus.yml`` itself with only its
+scrape target (``nginx:9200`` inside compose) replaced, and ``alerts.yml`` beside
+it, so what runs here is what compose runs. The integration tests start their
+Prometheus with :func:`start_prometheus` too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from deploy.processes import (
+    Stop,
+    StopSignals,
+    die_with_our_parent,
+    die_with_parent,
+    holder_of,
+    port_free,
+    stop_group,
+)
+from deploy.stack import ROOT
+
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+
+
+class MonitorError(RuntimeError):
+    """Prometheus cannot start; the message says why in one line."""
+
+
+def render_config(target: str, out_dir: Path, scrape_interval: str | None = None) -> Path:
+    """The repository's Prometheus config scraping ``target``, with its alert rules."""
+    config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [target]
+    if scrape_interval:
+        config["global"].update(
+            scrape_interval=scrape_interval, evaluation_interval=scrape_interval
+        )
+        config["global"]["scrape_timeout"] = scrape_interval
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for rules in config.get("rule_files", []):
+        shutil.copyfile(PROMETHEUS_DIR / rules, out_dir / rules)
+    path = out_dir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        raise MonitorError(
+            "prometheus is not installed: `make monitor` and `make test` install it, "
+            "or run `sudo apt-get install prometheus`"
+        )
+    return found
+
+
+def start_prometheus(config: Path, listen: str, log: Path) -> subprocess.Popen[bytes]:
+    """Prometheus on ``listen``, its data beside ``config``; dies with this process."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                prometheus_binary(),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={config.parent / 'data'}",
+                f"--web.listen-address={listen}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            lines = log.read_text(errors="replace").splitlines()
+            raise MonitorError(f"prometheus exited: {lines[-1] if lines else 'no output'}")
+        try:
+            with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise MonitorError(f"prometheus not ready after {timeout:.0f} s (log: {log})")
+
+
+@click.command()
+@click.option("--metrics-port", default=9200, show_default=True, help="make run's metrics port.")
+@click.option("--port", default=9090, show_default=True, help="Prometheus' own port.")
+@click.option("--run-dir", default=ROOT / ".run", type=click.Path(path_type=Path))
+def main(metrics_port: int, port: int, run_dir: Path) -> None:
+    """Run Prometheus against `make run`'s metrics until Ctrl-C."""
+    die_with_our_parent()
+    signals = StopSignals()
+    folder = run_dir / "monitor"
+    log = folder / "prometheus.log"
+    process = None
+    try:
+        if not port_free("127.0.0.1", port):
+            raise MonitorError(
+                f"port 127.0.0.1:{port} is in use by {holder_of(f':{port}')}: "
+                "stop it or choose another (MONITOR_PORT=...)"
+            )
+        config = render_config(f"127.0.0.1:{metrics_port}", folder)
+        process = start_prometheus(config, f"127.0.0.1:{port}", log)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(process, url, log, timeout=60)
+        click.echo(f"Prometheus: {url} (alerts: {url}/alerts), scraping 127.0.0.1:{metrics_port}")
+        click.echo("Ctrl-C stops it")
+        while process.poll() is None:
+            time.sleep(0.5)
+        raise MonitorError(f"prometheus exited with {process.returncode} (log: {log})")
+    except Stop:
+        click.echo("stopping")
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        signals.settle()
+        if process is not None:
+            stop_group(process, signal.SIGTERM, wait=20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Which version start-up serves: the store's active one, or MODEL_PATH when asked."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service import control, signing
+from service.settings import Settings
+from service.store import Store
+from tests.unit.conftest import SIGNING_KEY, private_copy
+
+
+def signed(source: Path, folder: Path) -> Path:
+    folder.mkdir()
+    target = folder / "pipeline.pkl"
+    shutil.copyfile(source, target)
+    signing.write_signature(target, SIGNING_KEY.encode())
+    return target
+
+
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """The service logger may not propagate to the root (it writes JSON itself), or may:
+    a record can reach the capture twice, so tests compare sets of messages."""
+    logger = logging.getLogger("service")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def boot(model: Path, store_dir: Path, mode: str = "active") -> str:
+    settings = Settings(
+        model_path=model, store_dir=store_dir, boot_model=mode, signing_key=SIGNING_KEY
+    )
+    return control.boot_model(settings, Store(store_dir)).sha256
+
+
+def test_the_active_version_serves_and_a_differing_model_path_is_said(
+    model_path: Path, regressor_path: Path, tmp_path: Path, logged: pytest.LogCaptureFixture
+) -> None:
+    demo = private_copy(model_path, tmp_path)
+    signing.write_signature(demo, SIGNING_KEY.encode())
+    store_dir = tmp_path / "store-here"
+    first = boot(demo, store_dir)
+    assert Store(store_dir).active() == first
+    assert not (tmp_path / "store").exists()  # STORE_DIR, not beside MODEL_PATH
+    other = signed(regressor_path, tmp_path / "other")
+    assert boot(other, store_dir) == first
+    [said] = {r.getMessage() for r in logged.records if "not served" in r.getMessage()}
+    assert f"serving the store's active version {first}" in said
+    assert f"MODEL_PATH {other} holds" in said
+    assert "BOOT_MODEL=model_path" in said
+
+
+def test_boot_model_path_serves_the_file_and_makes_it_active(
+    model_path: Path, regressor_path: Path, tmp_path: Path, logged: pytest.LogCaptureFixture
+) -> None:
+    demo = private_copy(model_path, tmp_path)
+    signing.write_signature(demo, SIGNING_KEY.encode())
+    store_dir = tmp_path / "store"
+    first = boot(demo, store_dir)
+    other = signed(regressor_path, tmp_path / "other")
+    served = boot(other, store_dir, mode="model_path")
+    assert served != first
+    assert Store(store_dir).active() == served
+    assert Store(store_dir).previous() == first
+    assert any("replaces the active version" in r.getMessage() for r in logged.records)
+    assert boot(other, store_dir) == served  # a later plain restart keeps it
