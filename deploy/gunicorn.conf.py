@@ -24,13 +24,19 @@ if os.environ.get("_METRICS_DIR_OWNER") != str(os.getpid()):
     os.environ["_METRICS_DIR_OWNER"] = str(os.getpid())
 
 from gunicorn import util  # noqa: E402
+from gunicorn.http import wsgi  # noqa: E402
 from prometheus_client import Counter, multiprocess  # noqa: E402  (after the folder is set)
 
-from service import gunicorn_json  # noqa: E402
+from service import gunicorn_json, gunicorn_response  # noqa: E402
 
 # Requests gunicorn's parser refuses (a control character in a header, say) get the
 # service's JSON error shape rather than gunicorn's HTML page.
 util.write_error = gunicorn_json.write_error
+# A response's head leaves in the same socket write as its body: a worker killed between
+# two writes made nginx pass on a 200 head it could then neither finish nor retry (issue
+# 17; the mechanism is in service/gunicorn_response.py). wsgi.create() looks the name up
+# on each request, so the gthread worker builds this class.
+wsgi.Response = gunicorn_response.OneWriteResponse
 
 # Counted by the master, so it survives the workers it counts.
 WORKER_EXITS = Counter(
@@ -66,8 +72,12 @@ worker_connections = threads
 # is bounded by the service's own PREDICT_TIMEOUT_S (25 s), below nginx's 35 s.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-# Above nginx's upstream keepalive_timeout (4 s), so nginx closes idle connections first.
-keepalive = 5
+# No kept-alive connections: a gthread worker keeps idle ones only beyond its
+# worker_connections - threads, which the cap above makes zero, so it closes each connection
+# after its answer anyway (gunicorn warned "No keepalived connections can be handled" at
+# every start). Saying so here makes it explicit; nginx connects per request over the unix
+# socket, which costs microseconds against a prediction's milliseconds.
+keepalive = 0
 # Recycle workers now and then to bound slow leaks; jitter keeps them from restarting together.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
 max_requests_jitter = max_requests // 10

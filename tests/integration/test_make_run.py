@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -33,6 +34,9 @@ from service import compat
 from tests.integration.conftest import free_port, wait_for
 
 EXAMPLE = ROOT / "examples" / "train.py"
+MAKE_ENV = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
+"""Set by `make test`; the tests run `make run` as a user would, from a shell."""
+MAKE_LINE = re.compile(r"^make(\[\d+\])?: ")
 ROWS = {"tenure_months": [3.0, 40.0], "monthly_fee": [100.0, 20.5], "plan": ["pro", "basic"]}
 
 
@@ -107,7 +111,7 @@ def make_run(run_dir: Path, model: Path | None = None, port: int | None = None) 
     log = run_dir.parent / f"{run_dir.name}.console"
     args = ["make", "--no-print-directory", "run", f"RUN_DIR={run_dir}", f"PORT={port}"]
     args += [f"METRICS_PORT={free_port()}"] + ([f"MODEL={model}"] if model else [])
-    env = {k: v for k, v in os.environ.items() if k not in ("MODEL", "MODEL_PATH", "MAKEFLAGS")}
+    env = {k: v for k, v in os.environ.items() if k not in {"MODEL", "MODEL_PATH"} | MAKE_ENV}
     with log.open("wb") as out:
         process = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -116,12 +120,13 @@ def make_run(run_dir: Path, model: Path | None = None, port: int | None = None) 
 
 
 def our_lines(output: str) -> list[str]:
-    """The console lines that are ours (make adds its own `make: ***` line on failure and
-    the credentials' recipes echo themselves on a first run)."""
+    """The console lines that are ours: make adds its own (`make: *** ... Error 1`, or
+    `make[2]: ...` under `make test`) and the credentials' recipes echo themselves on a
+    first run."""
     return [
         line
         for line in output.splitlines()
-        if line and not line.startswith(("make: ***", "mkdir -p", "umask 077"))
+        if line and not MAKE_LINE.match(line) and not line.startswith(("mkdir -p", "umask 077"))
     ]
 
 

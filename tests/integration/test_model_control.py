@@ -127,7 +127,7 @@ def test_swaps_under_load_lose_nothing(control_stack: Stack, second_model: Path)
             assert response.status_code == 200, response.text
             after = [predict(control_stack)["model"]["sha256"] for _ in range(8)]
             assert set(after) == {target}, "after activate returns only the new version answers"
-    assert load.failures == []
+    assert load.failures == [], load.summary()
     assert len(load.ok) > 50
     assert {r["model"]["sha256"] for r in load.ok} == {one, two}
     activate(control_stack, one)

@@ -178,6 +178,20 @@ def test_nginx_own_405_names_the_methods_each_route_takes(stack: Stack) -> None:
         assert set(answer.headers.get("Allow", "").split(", ")) == expected, path
 
 
+def test_usage_curl_names_the_address_the_client_used(stack: Stack) -> None:
+    """The port survives nginx, and forwarding headers a client forges change nothing:
+    nginx sets its own, and only nginx reaches the app."""
+    forged = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    usage = requests.get(stack.base_url + "/usage", headers=forged, timeout=10).json()
+    assert usage["predict"]["curl"].startswith(f"curl -s -X POST {stack.base_url}/model/predict ")
+
+
+def test_gunicorn_starts_without_warnings(stack: Stack) -> None:
+    """Its configuration is consistent (no "No keepalived connections can be handled")."""
+    log = (stack.run_dir / "gunicorn.log").read_text()
+    assert "[WARNING]" not in log and '"level": "WARNING"' not in log, log[-2000:]
+
+
 def test_options_is_a_204_with_allow(stack: Stack) -> None:
     answer = requests.options(stack.base_url + "/model/predict", timeout=10)
     assert answer.status_code == 204

@@ -1,0 +1,54 @@
+"""`make monitor`: the repository's Prometheus config and alert rules, scraping a local stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import requests
+
+from deploy.stack import ROOT, Stack
+from tests.integration.conftest import free_port, wait_for
+from tests.integration.test_make_run import processes_mentioning
+
+
+def test_make_monitor_scrapes_the_stack_and_stops_with_its_group(
+    stack: Stack, tmp_path: Path
+) -> None:
+    port = free_port()
+    console = tmp_path / "console"
+    with console.open("wb") as out:
+        monitor = subprocess.Popen(
+            ["make", "--no-print-directory", "monitor", f"RUN_DIR={tmp_path}"]
+            + [f"METRICS_PORT={stack.config.metrics_port}", f"MONITOR_PORT={port}"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: "Ctrl-C stops it" in console.read_text() or monitor.poll() is not None,
+            60,
+            "make monitor",
+        )
+        assert monitor.poll() is None, console.read_text()
+
+        def target_up() -> bool:
+            targets = requests.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
+            return [t["health"] for t in targets["activeTargets"]] == ["up"]
+
+        wait_for(target_up, 60, "the stack's metrics listener to be scraped")
+        groups = requests.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        assert any(rule["name"] == "ModelServerNotReady" for g in groups for rule in g["rules"])
+        os.killpg(monitor.pid, signal.SIGTERM)
+        os.killpg(monitor.pid, signal.SIGTERM)
+        monitor.wait(timeout=60)
+        wait_for(lambda: not processes_mentioning(str(tmp_path)), 30, "prometheus to exit")
+    finally:
+        if monitor.poll() is None:
+            os.killpg(monitor.pid, signal.SIGKILL)
+    assert "stopping" in console.read_text()
