@@ -24,6 +24,15 @@ def signed(source: Path, folder: Path) -> Path:
 
 
 @pytest.fixture
+def booted(model_path: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A store (apart from MODEL_PATH's folder) whose active version is the demo model."""
+    demo = private_copy(model_path, tmp_path)
+    signing.write_signature(demo, SIGNING_KEY.encode())
+    store_dir = tmp_path / "store-here"
+    return store_dir, boot(demo, store_dir)
+
+
+@pytest.fixture
 def logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """The service logger may not propagate to the root (it writes JSON itself), or may:
     a record can reach the capture twice, so tests compare sets of messages."""
@@ -41,12 +50,12 @@ def boot(model: Path, store_dir: Path, mode: str = "active") -> str:
 
 
 def test_the_active_version_serves_and_a_differing_model_path_is_said(
-    model_path: Path, regressor_path: Path, tmp_path: Path, logged: pytest.LogCaptureFixture
+    booted: tuple[Path, str],
+    regressor_path: Path,
+    tmp_path: Path,
+    logged: pytest.LogCaptureFixture,
 ) -> None:
-    demo = private_copy(model_path, tmp_path)
-    signing.write_signature(demo, SIGNING_KEY.encode())
-    store_dir = tmp_path / "store-here"
-    first = boot(demo, store_dir)
+    store_dir, first = booted
     assert Store(store_dir).active() == first
     assert not (tmp_path / "store").exists()  # STORE_DIR, not beside MODEL_PATH
     other = signed(regressor_path, tmp_path / "other")
@@ -58,12 +67,12 @@ def test_the_active_version_serves_and_a_differing_model_path_is_said(
 
 
 def test_boot_model_path_serves_the_file_and_makes_it_active(
-    model_path: Path, regressor_path: Path, tmp_path: Path, logged: pytest.LogCaptureFixture
+    booted: tuple[Path, str],
+    regressor_path: Path,
+    tmp_path: Path,
+    logged: pytest.LogCaptureFixture,
 ) -> None:
-    demo = private_copy(model_path, tmp_path)
-    signing.write_signature(demo, SIGNING_KEY.encode())
-    store_dir = tmp_path / "store"
-    first = boot(demo, store_dir)
+    store_dir, first = booted
     other = signed(regressor_path, tmp_path / "other")
     served = boot(other, store_dir, mode="model_path")
     assert served != first
