@@ -33,11 +33,13 @@ RUN python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb
 # ---- test: everything `make test` needs (built only with --target test) -------------------
 FROM base AS test
 
-# make: the Makefile; nginx + gettext-base (envsubst): the stack tests; prometheus: promtool
-# and the scrape test; docker-compose: validates docker-compose.yml (no engine needed).
+# The Makefile's TEST_TOOLS, which `make test` checks first, and make. nginx, gettext-base
+# (envsubst), iproute2 (ss): the stack tests; prometheus: promtool and the scrape test; wrk:
+# the soak test (bench/); docker-compose: validates docker-compose.yml (no engine needed);
+# curl: the /usage example is run as printed.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      make nginx prometheus gettext-base docker-compose \
+      make nginx prometheus gettext-base iproute2 wrk docker-compose curl \
  && rm -rf /var/lib/apt/lists/*
 
 # The Makefile uses .venv/: build it here, seeing the runtime dependencies installed above,
@@ -74,7 +76,11 @@ ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
     MKL_NUM_THREADS=1 \
     BIND=0.0.0.0:8000 \
     MODEL_PATH=/srv/binary/pipeline.pkl \
+    STORE_DIR=/srv/store \
     DOWNLOAD_ACCEL_PREFIX=/_artifacts/
+# The model store: mount a volume here (compose's model-store); a new volume takes this
+# folder's owner, so the unprivileged app can write versions into it.
+RUN mkdir -p /srv/store && chown 10001:10001 /srv/store
 
 USER 10001:10001
 EXPOSE 8000
@@ -82,6 +88,8 @@ EXPOSE 8000
 # Readiness, not liveness: healthy only once the model loaded and its warm-up prediction
 # passed. urlopen raises on a refused connection and on any non-2xx, so both exit 1.
 # start-period covers loading a large pipeline; failures during it do not count.
+# podman/buildah keep it only in Docker-format images (make compose-up builds with
+# BUILDAH_FORMAT=docker); an OCI image has no HEALTHCHECK.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
 

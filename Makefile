@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 .DEFAULT_GOAL := help
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ venv: $(STAMP) ## Create the virtual environment with every dependency
 # runs the README's two commands and nothing else.
 RUN_TOOLS := nginx:nginx envsubst:gettext-base ss:iproute2
 TEST_TOOLS := $(RUN_TOOLS) promtool:prometheus prometheus:prometheus wrk:wrk \
-  docker-compose:docker-compose
+  docker-compose:docker-compose curl:curl
 
 tools-run:
 	@sh deploy/apt-need.sh $(RUN_TOOLS)
@@ -70,8 +70,16 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+test-unit: $(STAMP) ## Only the unit tests (Flask's test client, no processes; under a minute)
+	$(PY) -m pytest -q -m "not integration"
+
+# The compose tests (marker `compose`) need a container engine: Docker, or podman, which the
+# engine check installs as root. Where none can run (inside the test image itself, or
+# without root), they are left out, and the line before the tests says why.
 test: tools-test lint ## Install what the tests use, lint, then run every test with coverage
-	$(PY) -m pytest --cov --cov-report=term
+	@if $(PY) -m deploy.compose engine --podman-tools "$(PODMAN_TOOLS)" \
+	  --stand-in-tools "$(STAND_IN_TOOLS)"; then select=""; else select="not compose"; fi; \
+	  $(PY) -m pytest --cov --cov-report=term -m "$$select"
 
 SOAK_SECONDS ?= 600
 
@@ -83,9 +91,30 @@ soak: $(STAMP) ## Steady load through nginx for SOAK_SECONDS (600): zero errors,
 	@sh deploy/apt-need.sh $(RUN_TOOLS) wrk:wrk
 	$(PY) -m bench.soak --seconds $(SOAK_SECONDS)
 
+# The compose stack for real (docker-compose.yml): Docker when its daemon answers, else podman
+# with podman-compose from the venv. Its Debian packages: runc (crun was seen to refuse hybrid
+# cgroups), netavark + aardvark-dns (services find each other by name), iptables (published
+# ports). Base images that are missing when no registry answers are built from Debian packages
+# (debootstrap) under the same names. deploy/compose.py says how and why.
+PODMAN_TOOLS := podman:podman runc:runc netavark:netavark aardvark-dns:aardvark-dns \
+  iptables:iptables
+STAND_IN_TOOLS := debootstrap:debootstrap
+COMPOSE_PORT ?= 8080
+COMPOSE_PROMETHEUS_PORT ?= 9090
+
+compose-up: $(STAMP) $(KEY) $(TOKEN) ## Build and start docker-compose.yml (Docker, else podman) on COMPOSE_PORT=8080
+	@test -e binary/pipeline.pkl || $(PY) -m service demo --out binary --key-file $(KEY)
+	@$(PY) -m deploy.compose up --port $(COMPOSE_PORT) --prometheus-port $(COMPOSE_PROMETHEUS_PORT) \
+	  --podman-tools "$(PODMAN_TOOLS)" --stand-in-tools "$(STAND_IN_TOOLS)" \
+	  --key-file $(KEY) --token-file $(TOKEN)
+
+compose-down: $(STAMP) ## Remove what compose-up started: containers, networks, volumes
+	@$(PY) -m deploy.compose down
+
 FUZZ_ARGS ?=
 
 fuzz: $(STAMP) tools-run ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
 	$(PY) -m tests.integration.test_fuzz $(FUZZ_ARGS)
 
-.PHONY: help venv tools-run tools-test model run monitor lint format test bench soak fuzz
+.PHONY: help venv tools-run tools-test model run monitor lint format test-unit test bench soak fuzz \
+  compose-up compose-down

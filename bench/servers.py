@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from deploy.processes import die_with_parent, free_port, group_pids, stop_group
 from deploy.stack import Stack, StackConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,39 +65,15 @@ def pids(handle: Handle) -> list[int]:
     return [pid for group in handle.groups().values() for pid in group]
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now (the OS picks; tiny race until the server binds)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live processes of a process group, from ``/proc/PID/stat`` (field 5 is the group)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited while we looked
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group of a session leader we started, then SIGKILL whatever is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not group_pids(process.pid):
-            break
+    """SIGTERM the group of a session leader we started, then SIGKILL whatever is left
+    (the naive server's workers too, which stop_group's leader-first TERM would orphan)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    stop_group(process, signal.SIGTERM, wait=STOP_GRACE_S)
+    if group_pids(process.pid):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=STOP_GRACE_S)
-    process.wait()
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def log_tail(path: Path) -> str:
@@ -167,6 +143,7 @@ class Gunicorn:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         return ProcessGroup(f"http://127.0.0.1:{port}", process, log, launched_at)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import load, memory, models
-from bench.servers import free_port
+from deploy.processes import free_port
 from deploy.stack import Stack, StackConfig
 from service import signing
 

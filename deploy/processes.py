@@ -6,7 +6,8 @@ test fixtures and the benchmark start servers with it and stop them the same way
 - :class:`StopSignals`: the first INT/TERM/HUP stops, later ones change nothing;
 - :func:`port_free`, :func:`socket_live`, :func:`holder_of`: refuse to start over a
   live server, naming the pid that holds the port;
-- :func:`stop_group`: graceful signal, then SIGKILL for a group that lingers.
+- :func:`stop_group`: graceful signal, then SIGKILL for a group that lingers;
+- :func:`free_port`, :func:`group_pids`: ports for test servers, a group's live processes.
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ class StopSignals:
     def settle(self) -> None:
         """From now on every signal is ignored: we are stopping anyway."""
         self.received = self.received or -1
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS picks; a tiny race until the server
+    binds it): what the tests and the benchmark give each server they start."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes of a process group, from ``/proc/PID/stat`` (field 5 is the group)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return sorted(pids)
 
 
 def port_free(host: str, port: int) -> bool:

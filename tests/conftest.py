@@ -59,3 +59,12 @@ def regressor_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("regressor") / "pipeline.pkl"
     path.write_bytes(cloudpickle.dumps(pipeline))
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration/ drives real processes: mark it so, by folder,
+    so `-m "not integration"` selects the unit suite whatever a module declares."""
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if item.path.is_relative_to(integration):
+            item.add_marker(pytest.mark.integration)

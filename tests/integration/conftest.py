@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from deploy import monitor
-from deploy.processes import stop_group
+from deploy.processes import free_port, stop_group
 from deploy.stack import Stack, StackConfig
 from service import demo, packing, signing
 
@@ -20,12 +19,6 @@ BODY_LIMIT = 256 * 1024
 """Small enough that the over-limit test sends little; both nginx and the app enforce it."""
 SIGNING_KEY = "integration-signing-key"
 ADMIN_TOKEN = "integration-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

@@ -22,9 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy import compose as compose_up
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+MAKEFILE = ROOT / "Makefile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 NGINX_DIR = ROOT / "deploy" / "nginx"
 RENDER_SH = NGINX_DIR / "render.sh"
@@ -32,8 +35,22 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 BINARY_DIR = ROOT / "binary"
 GUNICORN_CONF = "deploy/gunicorn.conf.py"
 
-# Tools the test image needs for `make test`: the Makefile, the stack tests, promtool, this file.
-TEST_IMAGE_PACKAGES = {"make", "nginx", "prometheus", "gettext-base", "docker-compose"}
+
+def makefile_packages(variable: str) -> set[str]:
+    """The Debian packages of a Makefile list of COMMAND:PACKAGE pairs, $(LISTS) expanded."""
+    text = MAKEFILE.read_text().replace("\\\n", " ")
+    lists = dict(re.findall(r"^([A-Z_]+)\s*:?=\s*(.*)$", text, flags=re.MULTILINE))
+    packages = set()
+    for word in lists[variable].split():
+        if nested := re.fullmatch(r"\$\((\w+)\)", word):
+            packages |= makefile_packages(nested.group(1))
+        elif ":" in word:
+            packages.add(word.split(":", 1)[1])
+    return packages
+
+
+# Tools the test image needs for `make test`: make, and what `make test` checks it has first.
+TEST_IMAGE_PACKAGES = {"make"} | makefile_packages("TEST_TOOLS")
 # render.sh's defaults for these suit a laptop (loopback, unix socket, repo path), not a container.
 NGINX_REQUIRED_ENV = {"NGINX_LISTEN", "METRICS_LISTEN", "UPSTREAM", "MODEL_DIR"}
 DEFAULT_MAX_BODY_BYTES = "10485760"  # service/settings.py and render.sh agree on it
@@ -272,14 +289,15 @@ def test_mounted_host_paths_exist(compose: dict[str, Any]) -> None:
             assert (Path(build["context"]) / build.get("dockerfile", "Dockerfile")).is_file()
 
 
-def test_bind_mounts_are_read_only_but_the_store(compose: dict[str, Any]) -> None:
-    """Configs are inputs no container may rewrite; only the app writes binary/, its store."""
+def test_bind_mounts_are_read_only(compose: dict[str, Any]) -> None:
+    """Configs and your binary/ are inputs no container may rewrite; the app writes versions
+    into its own named volume."""
     for name, svc in compose["services"].items():
         for mount in mounts(svc):
-            if mount.kind == "bind" and not (name == "app" and mount.source == str(BINARY_DIR)):
+            if mount.kind == "bind":
                 assert mount.read_only, f"{name} mounts {mount.source} read-write"
-    assert not mount_of(service(compose, "app"), BINARY_DIR).read_only
-    assert mount_of(service(compose, "nginx"), BINARY_DIR).read_only
+    store = [m for m in mounts(service(compose, "app")) if m.kind == "volume"]
+    assert [(m.target, m.read_only) for m in store] == [("/srv/store", False)]
 
 
 def test_app_gets_its_secrets_from_files(compose: dict[str, Any]) -> None:
@@ -288,6 +306,33 @@ def test_app_gets_its_secrets_from_files(compose: dict[str, Any]) -> None:
     assert env["MODEL_SIGNING_KEY_FILE"] == "/run/secrets/signing_key"
     assert env["ADMIN_TOKEN_FILE"] == "/run/secrets/admin_token"
     assert "MODEL_SIGNING_KEY" not in env and "ADMIN_TOKEN" not in env
+
+
+def test_secrets_are_the_copies_the_app_can_read(compose: dict[str, Any]) -> None:
+    """The app runs as uid 10001 and compose mounts a secret's file as it is: `make run`'s
+    mode-600 originals would be unreadable ("Permission denied"). make compose-up writes
+    copies owned by the app's uid (deploy/compose.py); the compose file must point there."""
+    secrets = compose.get("secrets", {})
+    assert set(secrets) == {"signing_key", "admin_token"}, secrets
+    for name, secret in secrets.items():
+        assert Path(secret["file"]).parent == compose_up.SECRETS, f"{name}: {secret['file']}"
+
+
+def test_published_ports_are_loopback_by_default(compose: dict[str, Any]) -> None:
+    """Nothing is reachable from the network unless COMPOSE_HOST says so."""
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+
+
+def test_every_base_image_has_a_stand_in() -> None:
+    """Without a registry, make compose-up builds each base image from Debian packages."""
+    names = compose_up.base_images()
+    assert names, "no base image found in the Dockerfile and docker-compose.yml"
+    for name in names:
+        assert "$" not in name, f"unresolved base image {name}"
+        assert compose_up.stand_in_recipe(name).is_file()
 
 
 def test_nginx_command_renders_with_render_sh(compose: dict[str, Any]) -> None:
@@ -378,12 +423,16 @@ def test_only_nginx_publishes_the_public_port(
 
 
 def test_model_paths_agree(compose: dict[str, Any], stages: dict[str, Stage]) -> None:
-    """The app loads MODEL_PATH and nginx streams MODEL_DIR: both must be the mounted model."""
+    """The app seeds its store from MODEL_PATH (the mounted binary/) and serves versions from
+    STORE_DIR; nginx streams downloads from MODEL_DIR: the same volume, at the same path."""
     app_env = app_environment(compose, stages)
     app_mount = mount_of(service(compose, "app"), BINARY_DIR)
     assert Path(app_env["MODEL_PATH"]).parent == Path(app_mount.target), app_env["MODEL_PATH"]
     nginx = service(compose, "nginx")
-    assert environment(nginx)["MODEL_DIR"] == mount_of(nginx, BINARY_DIR).target
+    store = {m.target: m.source for m in mounts(service(compose, "app")) if m.kind == "volume"}
+    served = {m.target: m.source for m in mounts(nginx) if m.kind == "volume"}
+    assert environment(nginx)["MODEL_DIR"] == app_env["STORE_DIR"]
+    assert served[app_env["STORE_DIR"]] == store[app_env["STORE_DIR"]]
     prefix = app_env.get("DOWNLOAD_ACCEL_PREFIX", "")
     assert prefix, "without DOWNLOAD_ACCEL_PREFIX every download holds a gunicorn worker"
     public_conf = (NGINX_DIR / "public.conf").read_text()

@@ -29,9 +29,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deploy import model_choice
+from deploy.processes import free_port
 from deploy.stack import ROOT
 from service import compat
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import wait_for
 
 EXAMPLE = ROOT / "examples" / "train.py"
 MAKE_ENV = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}

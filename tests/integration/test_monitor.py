@@ -9,8 +9,9 @@ from pathlib import Path
 
 import requests
 
+from deploy.processes import free_port
 from deploy.stack import ROOT, Stack
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import wait_for
 from tests.integration.test_make_run import processes_mentioning
 
 
