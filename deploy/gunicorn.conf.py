@@ -24,7 +24,9 @@ if os.environ.get("_METRICS_DIR_OWNER") != str(os.getpid()):
     os.environ["_METRICS_DIR_OWNER"] = str(os.getpid())
 
 from gunicorn import util  # noqa: E402
+from gunicorn.arbiter import Arbiter  # noqa: E402
 from gunicorn.http import wsgi  # noqa: E402
+from gunicorn.workers.base import Worker  # noqa: E402
 from prometheus_client import Counter, multiprocess  # noqa: E402  (after the folder is set)
 
 from service import gunicorn_json, gunicorn_response  # noqa: E402
@@ -104,7 +106,7 @@ proc_name = "model-server"
 
 
 # ---- server hooks --------------------------------------------------------------------------
-def when_ready(server):
+def when_ready(server: Arbiter) -> None:
     """After preload, before the first fork: freeze the heap so workers keep sharing it.
 
     Without this, the first garbage collection in each worker writes to every object's
@@ -118,7 +120,7 @@ def when_ready(server):
     gc.freeze()
 
 
-def post_fork(server, worker):
+def post_fork(server: Arbiter, worker: Worker) -> None:
     """Wire the worker to its master: model swaps go through the master (so every worker
     gets them), and a worker whose prediction overran its deadline asks to be replaced."""
     from service.control import hup_master
@@ -128,7 +130,7 @@ def post_fork(server, worker):
     app.extensions["runtime"].on_stuck = _retire_now
 
 
-def _retire_now():
+def _retire_now() -> None:
     """A stuck worker stops taking connections at once (TERM) and, once the answers it
     owes (504, 503s) are out, quits (QUIT) rather than lingering 2 s on kept-alive
     connections that nginx would keep sending predictions to."""
@@ -136,7 +138,7 @@ def _retire_now():
     threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGQUIT)).start()
 
 
-def on_reload(server):
+def on_reload(server: Arbiter) -> None:
     """HUP: load the store's active version into the preloaded app before new workers fork."""
     from service.control import reload_in_master
 
@@ -145,7 +147,7 @@ def on_reload(server):
     gc.freeze()
 
 
-def child_exit(server, worker):
+def child_exit(server: Arbiter, worker: Worker) -> None:
     """A worker is gone: drop its live gauges from the scrape and count the exit."""
     multiprocess.mark_process_dead(worker.pid)
     WORKER_EXITS.inc()

@@ -176,9 +176,10 @@ class Batcher:
         offset = 0
         for job in jobs:
             end = offset + job.request.rows
-            wants_proba = job.request.output != "predict" and proba is not None
+            wants_proba = job.request.output != "predict"
             job.result = self.model.render(
-                labels[offset:end], proba[offset:end] if wants_proba else None
+                labels[offset:end],
+                proba[offset:end] if wants_proba and proba is not None else None,
             )
             offset = end
         self.metrics.batch_requests.observe(len(jobs))

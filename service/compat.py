@@ -37,7 +37,7 @@ def tosequence(x: Iterable[Any]) -> Sequence[Any] | np.ndarray:
 def install() -> None:
     """Make ``sklearn.utils.tosequence`` importable; a no-op where scikit-learn still has it."""
     if not hasattr(sklearn.utils, "tosequence"):
-        sklearn.utils.tosequence = tosequence  # type: ignore[attr-defined]
+        sklearn.utils.tosequence = tosequence
 
 
 install()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from service import candidate, model, signing
 from service.errors import (
@@ -124,7 +124,7 @@ class Control:
     # ---- upload --------------------------------------------------------------------------
 
     def upload(
-        self, stream: BinaryIO, signature: str | None, schema_json: bytes | None = None
+        self, stream: IO[bytes], signature: str | None, schema_json: bytes | None = None
     ) -> dict[str, Any]:
         """Stream an artifact to disk, verify it, check it in isolation, then store it."""
         fd, path = self.store.new_upload_file()
@@ -151,7 +151,7 @@ class Control:
         active = self.runtime.model.metadata()["features"]
         return {**stored, "features_diff": features_diff(active, stored["features"])}
 
-    def _receive(self, stream: BinaryIO, fd: int) -> tuple[str, str | None]:
+    def _receive(self, stream: IO[bytes], fd: int) -> tuple[str, str | None]:
         """Copy the body to ``fd`` within the size limit; its sha256 and HMAC."""
         digest = hashlib.sha256()
         signer = signing.Signer(self.settings.key) if self.settings.key else None
@@ -209,15 +209,15 @@ class Control:
                 raise ReloadFailed(f"version {sha256} failed to load: {exc.message}") from exc
             self.metrics.reload(True)
             return [os.getpid()]
-        return self._swap_workers(sha256)
+        return self._swap_workers(sha256, self.reload_via_master)
 
-    def _swap_workers(self, sha256: str) -> list[int]:
+    def _swap_workers(self, sha256: str, reload_via_master: Callable[[], int]) -> list[int]:
         """HUP the master, wait for its reload verdict, then for the old workers to leave."""
         master = os.getppid()
         old = set(children(master)) - {os.getpid()}
         seq = read_status(self.store.root).get("seq", 0)
         signalled = time.monotonic()
-        self.reload_via_master()  # type: ignore[misc]
+        reload_via_master()
         status = wait_for(lambda: _newer(read_status(self.store.root), seq), 60, "master reload")
         if not status.get("ok") or status.get("sha256") != sha256:
             raise ReloadFailed(

@@ -133,7 +133,8 @@ def _subclasses(cls: type[ServiceError]) -> Iterable[type[ServiceError]]:
 
 def error_codes(status: int) -> list[str]:
     """Every ``error.code`` a response of ``status`` can carry, whoever produced it."""
-    codes = {c.code for c in (ServiceError, *_subclasses(ServiceError)) if c.status_code == status}
+    classes: list[type[ServiceError]] = [ServiceError, *_subclasses(ServiceError)]
+    codes = {c.code for c in classes if c.status_code == status}
     werkzeug = default_exceptions.get(status)
     if werkzeug is not None:
         # service.app.http_error names werkzeug's exceptions this way.

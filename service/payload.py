@@ -144,8 +144,9 @@ NUMPY_TYPES: dict[str, type] = {"number": np.float64, "integer": np.int64, "bool
 
 
 def _is_unknown_category(column: Column, value: Any) -> bool:
-    closed = column.categories is not None and not column.unknown_categories
-    return closed and value not in column.categories
+    if column.categories is None or column.unknown_categories:
+        return False
+    return value not in column.categories
 
 
 def _problem(column: Column, value: Any) -> str | None:
@@ -157,7 +158,7 @@ def _problem(column: Column, value: Any) -> str | None:
     if column.kind in ("number", "integer") and not np.isfinite(value):
         return f"{value} is not a finite number"
     if _is_unknown_category(column, value):
-        return f"unknown category {_shorten(value)}; known: {list(column.categories)}"
+        return f"unknown category {_shorten(value)}; known: {list(column.categories or ())}"
     return None
 
 
@@ -199,7 +200,7 @@ def _fast_array(column: Column, values: list[Any]) -> np.ndarray | list[Any] | N
     if column.kind == "string":
         return values
     try:
-        array = np.array(values, dtype=NUMPY_TYPES[column.kind])
+        array: np.ndarray = np.array(values, dtype=NUMPY_TYPES[column.kind])
     except OverflowError:
         return None
     if column.kind == "number" and not np.isfinite(array).all():
