@@ -96,11 +96,10 @@ def _signed(path: Path, key: bytes, key_file: Path, run_dir: Path) -> tuple[Path
         raise ChoiceError(f"model not readable: {path}") from None
     sha256 = _digest(data)
     if signing.signature_path(path).exists():
-        fix = f"; if you trust it, sign it: python -m service sign {path} --key-file {key_file}"
         try:
-            signing.verify_file(data, path, key)
+            signing.verify_file(data, path, key, key_file)
         except ServiceError as exc:
-            raise ChoiceError(exc.message.partition("; if you trust it")[0] + fix) from None
+            raise ChoiceError(exc.message) from None
         return path, sha256, "signed"
     copy = _sign_copy(path, data, sha256, key, run_dir)
     return copy, sha256, f"unsigned: signed a copy in {_shown(copy.parent)} with {_shown(key_file)}"

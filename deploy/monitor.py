@@ -49,9 +49,10 @@ def render_config(target: str, out_dir: Path, scrape_interval: str | None = None
             static["targets"] = [target]
     if scrape_interval:
         config["global"].update(
-            scrape_interval=scrape_interval, evaluation_interval=scrape_interval
+            scrape_interval=scrape_interval,
+            evaluation_interval=scrape_interval,
+            scrape_timeout=scrape_interval,
         )
-        config["global"]["scrape_timeout"] = scrape_interval
     out_dir.mkdir(parents=True, exist_ok=True)
     for rules in config.get("rule_files", []):
         shutil.copyfile(PROMETHEUS_DIR / rules, out_dir / rules)

@@ -122,17 +122,20 @@ class Stack:
         self.start_nginx()
         self._wait(self._nginx_ready, timeout, self.nginx, self.nginx_failure)
         # Every worker forked, so callers that note worker pids (fault tests) see them all.
-        self._wait(self._all_workers, timeout, self.gunicorn, self.gunicorn_failure)
+        workers = self.workers
+        self._wait(
+            lambda: len(self.worker_pids()) == workers,
+            timeout,
+            self.gunicorn,
+            self.gunicorn_failure,
+        )
         return self
 
     @property
     def workers(self) -> int:
         """How many workers gunicorn forks: deploy/gunicorn.conf.py's rule."""
-        configured = self.app_env().get("WEB_CONCURRENCY")
+        configured = self.config.env.get("WEB_CONCURRENCY", os.environ.get("WEB_CONCURRENCY"))
         return int(configured) if configured else os.cpu_count() or 2
-
-    def _all_workers(self) -> bool:
-        return len(self.worker_pids()) == self.workers
 
     def preflight(self) -> None:
         """Refuse to start, touching nothing, when another stack or program holds what we

@@ -55,12 +55,12 @@ def boot_model(settings: Settings, store: Store) -> model.Model:
     """The model to serve at start-up (see ``Settings.boot_model``): the store's active
     version, or ``MODEL_PATH``, which then becomes the active version."""
     active = store.active()
-    if active is not None and settings.boot_model == "active":
+    if active is not None and (
+        settings.boot_model == "active" or file_sha256(settings.model_path) == active
+    ):
         _note_unserved_bootstrap(settings.model_path, active)
         return model.load(store.path(active), key=settings.key)
     loaded = model.load(settings.model_path, key=settings.key)
-    if loaded.sha256 == active:
-        return model.load(store.path(active), key=settings.key)
     try:
         store.import_bootstrap(settings.model_path, loaded.sha256, loaded.record())
     except (StoreUnavailable, OSError) as exc:
@@ -77,14 +77,19 @@ def boot_model(settings: Settings, store: Store) -> model.Model:
     return model.load(store.path(loaded.sha256), key=settings.key)
 
 
+def file_sha256(path: Path) -> str | None:
+    """A file's digest, None when it cannot be read (the loader then says why)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _note_unserved_bootstrap(path: Path, active: str) -> None:
     """Say so when MODEL_PATH holds another model than the active version that serves:
     a pipeline dropped into MODEL_PATH must never be assumed live without a word."""
-    try:
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return
-    if sha != active:
+    sha = file_sha256(path)
+    if sha is not None and sha != active:
         log.warning(
             "serving the store's active version %s; MODEL_PATH %s holds %s, which is not "
             "served: upload and activate it, or restart with BOOT_MODEL=model_path",

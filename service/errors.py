@@ -172,3 +172,12 @@ class ArtifactUnreadable(ModelError):
 
 class ContractViolation(ModelError):
     code = "contract_violation"
+
+
+def every_error() -> list[type[ServiceError]]:
+    """The whole tree, root first: what the OpenAPI contract and the README list."""
+
+    def below(cls: type[ServiceError]) -> list[type[ServiceError]]:
+        return [cls, *(sub for child in cls.__subclasses__() for sub in below(child))]
+
+    return below(ServiceError)

@@ -18,7 +18,7 @@ import http
 import importlib.metadata
 import importlib.resources
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -27,7 +27,7 @@ from flask import Blueprint, Flask, Response, current_app, url_for
 from werkzeug.exceptions import NotFound, default_exceptions
 from werkzeug.routing import Rule
 
-from service.errors import ServiceError
+from service.errors import every_error
 from service.model import OUTPUTS, Model
 from service.schema import KINDS, Column
 from service.settings import Settings
@@ -125,16 +125,9 @@ def strings(*names: str) -> dict[str, JSON]:
 # ---- error codes, from the code that raises them ------------------------------------------
 
 
-def _subclasses(cls: type[ServiceError]) -> Iterable[type[ServiceError]]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
 def error_codes(status: int) -> list[str]:
     """Every ``error.code`` a response of ``status`` can carry, whoever produced it."""
-    classes: list[type[ServiceError]] = [ServiceError, *_subclasses(ServiceError)]
-    codes = {c.code for c in classes if c.status_code == status}
+    codes = {c.code for c in every_error() if c.status_code == status}
     werkzeug = default_exceptions.get(status)
     if werkzeug is not None:
         # service.app.http_error names werkzeug's exceptions this way.

@@ -67,16 +67,19 @@ def check(expected: str, signature: str | None, *, what: str, fix: str = "") -> 
         )
 
 
-def sign_command(artifact: Path) -> str:
+def sign_command(artifact: Path, key_file: Path | str = "<your key file>") -> str:
     """The command that signs an artifact on disk with the operator's key."""
-    return f"python -m service sign {artifact} --key-file <your key file>"
+    return f"python -m service sign {artifact} --key-file {key_file}"
 
 
-def verify_file(data: bytes, artifact: Path, key: bytes) -> None:
-    """Check the ``.sig`` beside an artifact against its bytes."""
+def verify_file(
+    data: bytes, artifact: Path, key: bytes, key_file: Path | str = "<your key file>"
+) -> None:
+    """Check the ``.sig`` beside an artifact against its bytes; the error's fix names
+    ``key_file`` when the caller knows which file holds the key."""
     sig_file = signature_path(artifact)
     signature = sig_file.read_text() if sig_file.exists() else None
-    fix = f"; if you trust it, sign it: {sign_command(artifact)}"
+    fix = f"; if you trust it, sign it: {sign_command(artifact, key_file)}"
     check(sign(data, key), signature, what=str(artifact), fix=fix)
 
 

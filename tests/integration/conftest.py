@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -19,6 +20,14 @@ BODY_LIMIT = 256 * 1024
 """Small enough that the over-limit test sends little; both nginx and the app enforce it."""
 SIGNING_KEY = "integration-signing-key"
 ADMIN_TOKEN = "integration-admin-token"
+
+
+def shell_env(*dropped: str) -> dict[str, str]:
+    """The environment a user's shell would give `make ...`: without the state of the
+    `make test` running these tests (its MAKEFLAGS would change the inner make's output)
+    and without ``dropped``."""
+    outer = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", *dropped}
+    return {k: v for k, v in os.environ.items() if k not in outer}
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

@@ -29,11 +29,10 @@ from deploy.processes import free_port
 from deploy.stack import ROOT
 from service import compat, demo, signing
 from service.client import AdminClient
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import shell_env, wait_for
 
 pytestmark = pytest.mark.compose
 
-MAKE_ENV = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
 PROJECT_LABEL = "com.docker.compose.project"
 
 
@@ -61,7 +60,7 @@ class Compose:
 
     def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """A command in the copy, as a user's shell would run it (no outer make's state)."""
-        env = {k: v for k, v in os.environ.items() if k not in MAKE_ENV}
+        env = shell_env()
         env.update(COMPOSE_PORT=str(self.port), COMPOSE_PROMETHEUS_PORT=str(self.prometheus_port))
         return subprocess.run(
             list(args), cwd=self.folder, env=env, capture_output=True, text=True, timeout=timeout

@@ -32,11 +32,9 @@ from deploy import model_choice
 from deploy.processes import free_port
 from deploy.stack import ROOT
 from service import compat
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import shell_env, wait_for
 
 EXAMPLE = ROOT / "examples" / "train.py"
-MAKE_ENV = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
-"""Set by `make test`; the tests run `make run` as a user would, from a shell."""
 MAKE_LINE = re.compile(r"^make(\[\d+\])?: ")
 ROWS = {"tenure_months": [3.0, 40.0], "monthly_fee": [100.0, 20.5], "plan": ["pro", "basic"]}
 
@@ -112,7 +110,7 @@ def make_run(run_dir: Path, model: Path | None = None, port: int | None = None) 
     log = run_dir.parent / f"{run_dir.name}.console"
     args = ["make", "--no-print-directory", "run", f"RUN_DIR={run_dir}", f"PORT={port}"]
     args += [f"METRICS_PORT={free_port()}"] + ([f"MODEL={model}"] if model else [])
-    env = {k: v for k, v in os.environ.items() if k not in {"MODEL", "MODEL_PATH"} | MAKE_ENV}
+    env = shell_env("MODEL", "MODEL_PATH")
     with log.open("wb") as out:
         process = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -11,7 +11,7 @@ import requests
 
 from deploy.processes import free_port
 from deploy.stack import ROOT, Stack
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import shell_env, wait_for
 from tests.integration.test_make_run import processes_mentioning
 
 
@@ -25,6 +25,7 @@ def test_make_monitor_scrapes_the_stack_and_stops_with_its_group(
             ["make", "--no-print-directory", "monitor", f"RUN_DIR={tmp_path}"]
             + [f"METRICS_PORT={stack.config.metrics_port}", f"MONITOR_PORT={port}"],
             cwd=ROOT,
+            env=shell_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
