@@ -5,7 +5,7 @@ categorical columns, then a classifier). In "linear" the classifier costs next
 to nothing, so a call costs what the mapper does (a fixed overhead per column
 and call, whatever the rows); "heavy" adds a 100-iteration gradient boosting,
 whose cost grows with the rows and which uses OpenMP threads unless limited.
-Both are packed with ``service.packing.pack``, the path a real artifact takes,
+Both are packed with ``service.control.packing.pack``, the path a real artifact takes,
 so the servers load what they would in production.
 """
 
@@ -25,7 +25,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service import compat, packing
+from service.control import packing
+from service.model import compat
 
 compat.install()
 from sklearn_pandas import DataFrameMapper  # noqa: E402  (needs the shim first)

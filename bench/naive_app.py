@@ -14,7 +14,7 @@ import pickle
 import pandas as pd
 from flask import Flask, Response, jsonify, request
 
-from service import compat
+from service.model import compat
 
 compat.install()  # the pickle references sklearn_pandas, which needs the shim
 with open(os.environ["MODEL_PATH"], "rb") as handle:

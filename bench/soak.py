@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import load, memory, models
 from deploy.processes import free_port
 from deploy.stack import Stack, StackConfig
-from service import signing
+from service.model import signing
 
 SLICE_S = 10
 GROWTH_LIMIT = 0.05

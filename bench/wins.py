@@ -1,6 +1,6 @@
 """The cheap wins, each timed in-process against what it replaced.
 
-Each comparison calls the shipped code (``service.payload``, ``service.model``, the
+Each comparison calls the shipped code (``service.model.payload``, ``service.model.predictor``, the
 app's JSON provider) and the obvious alternative on the benchmark's own rows.
 Batches of the two alternate, so a neighbour's burst on this shared machine slows
 both alike, and the medians are compared. Wall and CPU time per call differ only
@@ -29,8 +29,8 @@ from threadpoolctl import ThreadpoolController
 
 from bench import models
 from bench.fmt import times
-from service import model, payload
-from service.app import OrjsonProvider
+from service.http.app import OrjsonProvider
+from service.model import payload, predictor
 
 ROUNDS = 9
 ROWS = 1_000
@@ -88,8 +88,8 @@ def compare(concern: str, shipped: Side, alternative: Side, seconds: float) -> W
 
 def comparisons(artifacts: dict[str, Path]) -> Iterator[tuple[str, Side, Side]]:
     """(concern, shipped, alternative) for each cheap win, on 1,000-row requests."""
-    linear = model.load(artifacts["linear"])
-    heavy = model.load(artifacts["heavy"])
+    linear = predictor.load(artifacts["linear"])
+    heavy = predictor.load(artifacts["heavy"])
     body = models.body(ROWS)
     raw = payload.parse_json(body)["data"]
     columns = payload.validate(linear.schema, raw, unknown="reject")

@@ -29,14 +29,14 @@ from gunicorn.http import wsgi  # noqa: E402
 from gunicorn.workers.base import Worker  # noqa: E402
 from prometheus_client import Counter, multiprocess  # noqa: E402  (after the folder is set)
 
-from service import gunicorn_json, gunicorn_response  # noqa: E402
+from service.http import gunicorn_json, gunicorn_response  # noqa: E402
 
 # Requests gunicorn's parser refuses (a control character in a header, say) get the
 # service's JSON error shape rather than gunicorn's HTML page.
 util.write_error = gunicorn_json.write_error
 # A response's head leaves in the same socket write as its body: a worker killed between
 # two writes made nginx pass on a 200 head it could then neither finish nor retry (issue
-# 17; the mechanism is in service/gunicorn_response.py). wsgi.create() looks the name up
+# 17; the mechanism is in service/http/gunicorn_response.py). wsgi.create() looks the name up
 # on each request, so the gthread worker builds this class.
 wsgi.Response = gunicorn_response.OneWriteResponse
 
@@ -58,7 +58,7 @@ limit_request_fields = 32768
 # One worker per core: a prediction is CPU-bound and holds the GIL, so more processes than
 # cores only add memory. gthread: a worker's threads take requests concurrently, and the
 # ones that arrive while its pipeline is busy are scored together by the next call
-# (service/batching.py), so more threads mean larger batches. Measured on 2 cores, linear
+# (service/serving/batching.py), so more threads mean larger batches. Measured on 2 cores, linear
 # model, 1-row requests from 32 connections: 4 threads 385 req/s (p99 158 ms), 16 threads
 # 678 req/s (p99 89 ms); sync workers cannot batch at all (make bench, "ablation").
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
@@ -99,7 +99,7 @@ control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-logger_class = "service.gunicorn_json.JsonAccessLogger"
+logger_class = "service.http.gunicorn_json.JsonAccessLogger"
 
 # ---- process naming ------------------------------------------------------------------------
 proc_name = "model-server"
@@ -123,7 +123,7 @@ def when_ready(server: Arbiter) -> None:
 def post_fork(server: Arbiter, worker: Worker) -> None:
     """Wire the worker to its master: model swaps go through the master (so every worker
     gets them), and a worker whose prediction overran its deadline asks to be replaced."""
-    from service.control import hup_master
+    from service.control.controller import hup_master
 
     app = server.app.wsgi()
     app.extensions["control"].reload_via_master = hup_master(server.pid)
@@ -140,7 +140,7 @@ def _retire_now() -> None:
 
 def on_reload(server: Arbiter) -> None:
     """HUP: load the store's active version into the preloaded app before new workers fork."""
-    from service.control import reload_in_master
+    from service.control.controller import reload_in_master
 
     reload_in_master(server.app.wsgi().extensions["control"])
     gc.collect()

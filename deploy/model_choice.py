@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from service import signing
+from service.control.store import ARTIFACT, SCHEMA, Store, write_atomic
 from service.errors import ServiceError
-from service.store import ARTIFACT, SCHEMA, Store, write_atomic
+from service.model import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "binary" / ARTIFACT

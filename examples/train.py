@@ -10,7 +10,7 @@ read from the fitted steps; `python -m service pack` can record a richer one
 from a sample of your data.
 """
 
-import service.compat  # noqa: F401  (first: sklearn-pandas on current scikit-learn)
+import service.model.compat  # noqa: F401  (first: sklearn-pandas on current scikit-learn)
 
 # isort: split
 import sys

@@ -1,4 +1,4 @@
-"""The service's one exception tree; ``service.app`` maps it to one JSON error shape.
+"""The service's one exception tree; ``service.http.app`` maps it to one JSON error shape.
 
 Every error a client or an operator can see is one of these, so the HTTP layer
 never has to guess a status code from a library's exception::

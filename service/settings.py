@@ -65,7 +65,7 @@ class Settings:
     to this internal location so nginx streams the file instead of a worker."""
 
     batching: bool = field(default=True, metadata={"env": "BATCHING"})
-    """Score concurrent requests of a worker together (service.batching); off: one by one."""
+    """Score concurrent requests of a worker together (serving.batching); off: one by one."""
 
     batch_max_rows: int = field(default=2048, metadata={"env": "BATCH_MAX_ROWS"})
     """Most rows one batched pipeline call takes; a larger request still runs, alone."""

@@ -5,9 +5,9 @@ wrong and how to fix it: gunicorn prints a ``RuntimeError`` as ``Error: <message
 and exits 1, while the traceback goes to the JSON log for whoever needs it.
 """
 
-from service import logs
-from service.app import create_app
 from service.errors import ServiceError
+from service.http import logs
+from service.http.app import create_app
 from service.settings import SettingsError
 
 BOOT_FAILED = "cannot serve: "

@@ -17,7 +17,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service import demo, packing
+from service.cli import demo
+from service.control import packing
 
 
 @pytest.fixture(scope="session")

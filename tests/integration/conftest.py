@@ -14,7 +14,9 @@ import requests
 from deploy import monitor
 from deploy.processes import free_port, stop_group
 from deploy.stack import Stack, StackConfig
-from service import demo, packing, signing
+from service.cli import demo
+from service.control import packing
+from service.model import signing
 
 BODY_LIMIT = 256 * 1024
 """Small enough that the over-limit test sends little; both nginx and the app enforce it."""

@@ -27,8 +27,9 @@ import yaml
 
 from deploy.processes import free_port
 from deploy.stack import ROOT
-from service import compat, demo, signing
-from service.client import AdminClient
+from service.cli import demo
+from service.cli.admin_client import AdminClient
+from service.model import compat, signing
 from tests.integration.conftest import shell_env, wait_for
 
 pytestmark = pytest.mark.compose

@@ -18,7 +18,8 @@ import requests
 from sklearn.pipeline import Pipeline
 
 from deploy.stack import Stack
-from service import compat, packing, signing
+from service.control import packing
+from service.model import compat, signing
 from tests.estimators import SleepOnMarker
 from tests.integration.conftest import (
     ADMIN_TOKEN,

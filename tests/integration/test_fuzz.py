@@ -1,6 +1,6 @@
 """Schemathesis against the real stack, through nginx: every operation, every check.
 
-The OpenAPI document the stack serves (``service/openapi.py``) is the contract; schemathesis
+The OpenAPI document the stack serves (``service/http/openapi.py``) is the contract; schemathesis
 generates valid and invalid requests from it and checks every answer: no server error,
 documented status, content type, headers and body schema, invalid data rejected, valid data
 accepted, undeclared methods answered 405 with ``Allow``, admin routes refusing a missing or

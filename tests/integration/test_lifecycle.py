@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from deploy.stack import Stack, StackError
-from service import signing
+from service.model import signing
 from tests.integration.conftest import SIGNING_KEY, start_stack
 
 

@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from deploy import model_choice
 from deploy.processes import free_port
 from deploy.stack import ROOT
-from service import compat
+from service.model import compat
 from tests.integration.conftest import shell_env, wait_for
 
 EXAMPLE = ROOT / "examples" / "train.py"

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from deploy.stack import Stack
-from service import signing
+from service.model import signing
 from tests import artifacts
 from tests.admin_routes import ADMIN_ROUTES
 from tests.integration.conftest import (

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import signing
-from service.app import create_app
+from service.http.app import create_app
+from service.model import signing
 from service.settings import Settings
 
 SIGNING_KEY = "unit-test-signing-key"

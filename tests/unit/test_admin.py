@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from service import signing
-from service.app import create_app
+from service.http.app import create_app
+from service.model import signing
 from service.settings import Settings
 from tests import artifacts
 from tests.admin_routes import ADMIN_ROUTE_IDS, ADMIN_ROUTES

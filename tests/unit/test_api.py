@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sklearn.pipeline import Pipeline
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 from tests.estimators import FailingClassifier
 from tests.unit.conftest import private_copy

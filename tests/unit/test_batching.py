@@ -13,12 +13,12 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 from sklearn.pipeline import Pipeline
 
-from service import compat, payload
-from service.batching import Batcher, merge
 from service.errors import PredictionFailed, WorkerRestarting
-from service.metrics import Metrics
-from service.model import Model
-from service.schema import Column, Schema
+from service.model import compat, payload
+from service.model.predictor import Model
+from service.model.schema import Column, Schema
+from service.serving.batching import Batcher, merge
+from service.serving.metrics import Metrics
 from tests.estimators import PickyClassifier
 
 compat.install()
@@ -145,7 +145,7 @@ def test_demo_batches_equal_in_process_predictions(
     model_path: Any, demo_pipeline: Pipeline, output: str
 ) -> None:
     """Mixed layouts, column orders and int/float spellings coerce alike inside one batch."""
-    from service.model import load
+    from service.model.predictor import load
 
     model = load(model_path)
     batcher = Batcher(model, metrics())

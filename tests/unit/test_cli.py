@@ -11,8 +11,8 @@ import pandas as pd
 from click.testing import CliRunner
 from sklearn.pipeline import Pipeline
 
-from service.__main__ import cli, versions_table
-from service.model import load
+from service.cli.commands import cli, versions_table
+from service.model.predictor import load
 
 
 def test_pack_writes_artifact_and_schema(

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import sklearn.utils
 
-from service import compat
+from service.model import compat
 
 
 def test_tosequence_keeps_sequences_and_arrays_and_lists_iterables() -> None:
@@ -37,7 +37,7 @@ def test_sklearn_pandas_fails_without_the_shim_and_imports_with_it() -> None:
         [
             sys.executable,
             "-c",
-            "import service.compat; import sklearn_pandas",
+            "import service.model.compat; import sklearn_pandas",
         ],
         capture_output=True,
         text=True,

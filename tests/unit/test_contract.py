@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from service import compat, contract
 from service.errors import ContractViolation
+from service.model import compat, contract
 
 compat.install()
 from sklearn_pandas import DataFrameMapper  # noqa: E402

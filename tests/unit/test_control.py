@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from service import control, signing
+from service.control import controller
+from service.control.store import Store
+from service.model import signing
 from service.settings import Settings
-from service.store import Store
 from tests.unit.conftest import SIGNING_KEY, private_copy
 
 
@@ -46,7 +47,7 @@ def boot(model: Path, store_dir: Path, mode: str = "active") -> str:
     settings = Settings(
         model_path=model, store_dir=store_dir, boot_model=mode, signing_key=SIGNING_KEY
     )
-    return control.boot_model(settings, Store(store_dir)).sha256
+    return controller.boot_model(settings, Store(store_dir)).sha256
 
 
 def test_the_active_version_serves_and_a_differing_model_path_is_said(

@@ -15,7 +15,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.message import Request
 from gunicorn.http.parser import RequestParser
 
-from service.gunicorn_response import OneWriteResponse
+from service.http.gunicorn_response import OneWriteResponse
 
 BODY = b'{"predictions":[true],"rows":1}'
 

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from service import model, schema
 from service.errors import (
     ArtifactNotFound,
     ArtifactUnreadable,
     ContractViolation,
     OutputNotSupported,
 )
+from service.model import predictor, schema
 
 
 class Exploding:
@@ -30,33 +30,33 @@ class Exploding:
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ArtifactNotFound, match="model artifact not found"):
-        model.load(tmp_path / "absent.pkl")
+        predictor.load(tmp_path / "absent.pkl")
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(ArtifactNotFound, match="is a directory"):
-        model.load(tmp_path)
+        predictor.load(tmp_path)
 
 
 def test_not_a_pickle(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_text("hello, I am a CSV\n1,2,3\n")
     with pytest.raises(ArtifactUnreadable, match="is not a valid pickle"):
-        model.load(path)
+        predictor.load(path)
 
 
 def test_truncated_pickle(tmp_path: Path, model_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(model_path.read_bytes()[:100])
     with pytest.raises(ArtifactUnreadable, match="not a valid pickle"):
-        model.load(path)
+        predictor.load(path)
 
 
 def test_missing_module_is_named(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(b"\x80\x04cno_such_module_xyz\nThing\n.")
     with pytest.raises(ArtifactUnreadable) as caught:
-        model.load(path)
+        predictor.load(path)
     assert "'no_such_module_xyz'" in caught.value.message
     assert caught.value.details == {"missing_module": "no_such_module_xyz"}
 
@@ -65,18 +65,18 @@ def test_unpickling_that_raises(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(pickle.dumps(Exploding()))
     with pytest.raises(ArtifactUnreadable, match="invalid literal for int"):
-        model.load(path)
+        predictor.load(path)
 
 
 def test_wrong_object_breaks_contract(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(cloudpickle.dumps([1, 2, 3]))
     with pytest.raises(ContractViolation, match=r"builtins\.list, not a scikit-learn Pipeline"):
-        model.load(path)
+        predictor.load(path)
 
 
 def test_schema_file_is_the_authority(model_path: Path) -> None:
-    loaded = model.load(model_path)
+    loaded = predictor.load(model_path)
     assert loaded.schema.source == "schema file"
     kinds = {c.name: c.kind for c in loaded.schema.columns}
     assert kinds == {
@@ -99,7 +99,7 @@ def test_schema_file_missing_a_column_is_refused(tmp_path: Path, model_path: Pat
     raw["columns"] = [c for c in raw["columns"] if c["name"] != "income"]
     path.with_suffix(".schema.json").write_text(json.dumps(raw))
     with pytest.raises(ContractViolation, match=r"lacks columns the pipeline reads: \['income'\]"):
-        model.load(path)
+        predictor.load(path)
 
 
 def test_broken_schema_file_is_refused(tmp_path: Path, model_path: Path) -> None:
@@ -107,11 +107,11 @@ def test_broken_schema_file_is_refused(tmp_path: Path, model_path: Path) -> None
     path.write_bytes(model_path.read_bytes())
     path.with_suffix(".schema.json").write_text('{"columns": [{"name": "age", "kind": "date"}]}')
     with pytest.raises(ArtifactUnreadable, match=r"schema file .* is invalid"):
-        model.load(path)
+        predictor.load(path)
 
 
 def test_schema_inferred_from_column_transformer(regressor_path: Path) -> None:
-    loaded = model.load(regressor_path)
+    loaded = predictor.load(regressor_path)
     assert loaded.schema.source == "pipeline"
     assert loaded.schema.names == ("size", "rooms", "city")
     city = loaded.schema.columns[2]
@@ -128,7 +128,7 @@ def test_schema_inferred_from_mapper(demo_pipeline: Pipeline) -> None:
 
 
 def test_regressor_has_no_proba(regressor_path: Path) -> None:
-    loaded = model.load(regressor_path)
+    loaded = predictor.load(regressor_path)
     frame = pd.DataFrame({"size": [50.0], "rooms": [2.0], "city": ["nice"]})
     with pytest.raises(OutputNotSupported, match="Ridge does not have"):
         loaded.predict(frame, "proba")
@@ -138,7 +138,7 @@ def test_regressor_has_no_proba(regressor_path: Path) -> None:
 
 
 def test_metadata_describes_the_model(model_path: Path) -> None:
-    meta = model.load(model_path).metadata()
+    meta = predictor.load(model_path).metadata()
     assert meta["model_type"] == "LogisticRegression"
     assert meta["task"] == "classifier"
     assert meta["classes"] == ["approved", "declined"]
@@ -165,7 +165,7 @@ def test_overflowing_inputs_are_refused_not_rendered_as_null() -> None:
             ("clf", LogisticRegression()),
         ]
     ).fit(frame, np.where(frame["a"] - frame["b"] > 0, "up", "down"))
-    loaded = model.Model(
+    loaded = predictor.Model(
         pipeline, schema.infer(pipeline), path=Path("x"), sha256="0", size=0, packed_sklearn=None
     )
     rows = pd.DataFrame({"a": [0.001, 1e308], "b": [0.0, 1e308]})

@@ -10,8 +10,8 @@ import pytest
 
 from deploy import model_choice
 from deploy.model_choice import ChoiceError, choose
-from service import signing
-from service.store import Store
+from service.control.store import Store
+from service.model import signing
 
 KEY = "make-run-key"
 

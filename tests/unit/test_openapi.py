@@ -19,11 +19,12 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from werkzeug.routing import Rule
 
-from service import openapi, payload
-from service.app import create_app
 from service.errors import ServiceError
-from service.model import OUTPUTS
-from service.schema import Column, Schema
+from service.http import openapi
+from service.http.app import create_app
+from service.model import payload
+from service.model.predictor import OUTPUTS
+from service.model.schema import Column, Schema
 from service.settings import Settings
 from tests.unit.conftest import ADMIN_TOKEN
 

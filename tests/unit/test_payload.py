@@ -9,9 +9,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from service import payload
 from service.errors import ServiceError
-from service.schema import Column, Schema
+from service.model import payload
+from service.model.schema import Column, Schema
 
 SCHEMA = Schema(
     columns=(

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 
-from service import payload
 from service.errors import ServiceError
-from service.schema import Column, Schema
+from service.model import payload
+from service.model.schema import Column, Schema
 
 SCHEMA = Schema(
     columns=(Column("x", "number"), Column("color", "string", categories=("red", "blue"))),

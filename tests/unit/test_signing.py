@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service import model, signing
 from service.errors import SignatureInvalid, SignatureMissing
+from service.model import predictor, signing
 from tests import artifacts
 
 KEY = b"k" * 32
@@ -44,11 +44,11 @@ def test_unsigned_or_altered_artifacts_never_unpickle(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(artifacts.marker_pickle(marker))
     with pytest.raises(SignatureMissing):
-        model.load(path, key=KEY)
+        predictor.load(path, key=KEY)
     signing.write_signature(path, KEY)
     path.write_bytes(path.read_bytes() + b" ")
     with pytest.raises(SignatureInvalid):
-        model.load(path, key=KEY)
+        predictor.load(path, key=KEY)
     assert not marker.exists()
 
 
@@ -56,14 +56,14 @@ def test_a_signed_artifact_loads(tmp_path: Path, model_path: Path) -> None:
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(model_path.read_bytes())
     signing.write_signature(path, KEY)
-    assert model.load(path, key=KEY).sha256 == model.load(model_path).sha256
+    assert predictor.load(path, key=KEY).sha256 == predictor.load(model_path).sha256
 
 
 def test_a_key_file_reads_the_same_on_every_route(tmp_path: Path) -> None:
     """`echo key > file` adds a newline that is not part of the key, wherever it is read."""
     from click.testing import CliRunner
 
-    from service.__main__ import cli
+    from service.cli.commands import cli
     from service.settings import Settings
 
     key_file = tmp_path / "key"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service import store
+from service.control import store
+from service.control.store import Store
 from service.errors import Conflict, StoreUnavailable, VersionNotFound
-from service.store import Store
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

@@ -13,8 +13,8 @@ from typing import Any
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from service import compat
 from service.errors import ContractViolation
+from service.model import compat
 
 compat.install()
 from sklearn_pandas import DataFrameMapper  # noqa: E402  (needs the shim first)

@@ -28,8 +28,8 @@ from werkzeug.exceptions import NotFound, default_exceptions
 from werkzeug.routing import Rule
 
 from service.errors import every_error
-from service.model import OUTPUTS, Model
-from service.schema import KINDS, Column
+from service.model.predictor import OUTPUTS, Model
+from service.model.schema import KINDS, Column
 from service.settings import Settings
 
 bp = Blueprint("openapi", __name__)
@@ -130,7 +130,7 @@ def error_codes(status: int) -> list[str]:
     codes = {c.code for c in every_error() if c.status_code == status}
     werkzeug = default_exceptions.get(status)
     if werkzeug is not None:
-        # service.app.http_error names werkzeug's exceptions this way.
+        # service.http.app.http_error names werkzeug's exceptions this way.
         codes.add(werkzeug().name.lower().replace(" ", "_"))
     codes.update(NGINX_CODES.get(status, ()))
     return sorted(codes)
@@ -778,7 +778,7 @@ def operation_for(rule: Rule, method: str, ctx: Context) -> dict[str, Any]:
     if builder is None:
         raise UndocumentedRoute(
             f"route {rule.rule} (endpoint {rule.endpoint!r}) has no entry in "
-            "service.openapi.OPERATIONS"
+            "service.http.openapi.OPERATIONS"
         )
     operation = builder(ctx)
     operation["operationId"] = rule.endpoint + ("" if method == "get" else f".{method}")

@@ -1,7 +1,7 @@
 """The served model: load and check it once, describe it, and predict with it.
 
 This is the only module the HTTP layer asks for predictions; it alone touches
-the pipeline, which keeps scikit-learn and pandas out of ``service.api``.
+the pipeline, which keeps scikit-learn and pandas out of ``service.http.routes``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pandas as pd
 import sklearn
 from sklearn.base import is_classifier
 
-from service import artifact, contract, payload, schema
 from service.errors import ContractViolation, OutputNotSupported, PredictionFailed
+from service.model import artifact, contract, payload, schema
 
 OUTPUTS = ("predict", "proba", "both")
 
@@ -38,7 +38,7 @@ class Model:
 
     Not thread-safe: sklearn-pandas' mapper writes ``transformed_names_`` on every
     transform, so callers run one scoring call at a time per process
-    (``service.batching`` holds that lock).
+    (``service.serving.batching`` holds that lock).
     """
 
     pipeline: Any

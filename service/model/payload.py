@@ -22,7 +22,7 @@ import orjson
 import pandas as pd
 
 from service.errors import BadRequest, MalformedJSON, PayloadTooLarge, SchemaViolation
-from service.schema import Column, Schema
+from service.model.schema import Column, Schema
 
 OUTPUTS = ("predict", "proba", "both")
 MAX_REPORTED_ERRORS = 20

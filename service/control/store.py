@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import Conflict, StoreUnavailable, VersionNotFound
-from service.signing import HEX_SHA256, signature_path
+from service.model.signing import HEX_SHA256, signature_path
 
 ARTIFACT = "pipeline.pkl"
 SCHEMA = "pipeline.schema.json"

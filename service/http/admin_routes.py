@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from service.control import Control
+from service.control.controller import Control
 from service.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from service.settings import Settings
 

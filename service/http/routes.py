@@ -1,4 +1,4 @@
-"""The HTTP API: routes only. Work is delegated to the runtime; errors to ``service.app``."""
+"""The HTTP API: routes only. Work is delegated to the runtime; errors to ``service.http.app``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from service.admin import require_token
 from service.errors import NotReady, UnsupportedMediaType
-from service.runtime import Runtime
+from service.http.admin_routes import require_token
+from service.serving.runtime import Runtime
 
 bp = Blueprint("api", __name__)
 

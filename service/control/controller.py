@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from service import candidate, model, signing
+from service.control import candidate
+from service.control.store import Store, now, storage_errors, write_atomic
 from service.errors import (
     BadRequest,
     Conflict,
@@ -37,12 +38,12 @@ from service.errors import (
     ServiceError,
     StoreUnavailable,
 )
-from service.metrics import Metrics
-from service.runtime import Runtime
+from service.model import predictor, signing
+from service.serving.metrics import Metrics
+from service.serving.runtime import Runtime
 from service.settings import Settings
-from service.store import Store, now, storage_errors, write_atomic
 
-log = logging.getLogger("service.control")
+log = logging.getLogger("service.control.controller")
 
 CHUNK = 1024 * 1024
 STATUS = ".reload-status.json"
@@ -51,7 +52,7 @@ RETIRE_LINGER = 2.5
 (STOP_KEEPALIVE_LINGER); after that no old worker but the caller can answer."""
 
 
-def boot_model(settings: Settings, store: Store) -> model.Model:
+def boot_model(settings: Settings, store: Store) -> predictor.Model:
     """The model to serve at start-up (see ``Settings.boot_model``): the store's active
     version, or ``MODEL_PATH``, which then becomes the active version."""
     active = store.active()
@@ -59,8 +60,8 @@ def boot_model(settings: Settings, store: Store) -> model.Model:
         settings.boot_model == "active" or file_sha256(settings.model_path) == active
     ):
         _note_unserved_bootstrap(settings.model_path, active)
-        return model.load(store.path(active), key=settings.key)
-    loaded = model.load(settings.model_path, key=settings.key)
+        return predictor.load(store.path(active), key=settings.key)
+    loaded = predictor.load(settings.model_path, key=settings.key)
     try:
         store.import_bootstrap(settings.model_path, loaded.sha256, loaded.record())
     except (StoreUnavailable, OSError) as exc:
@@ -74,7 +75,7 @@ def boot_model(settings: Settings, store: Store) -> model.Model:
             loaded.sha256,
             active,
         )
-    return model.load(store.path(loaded.sha256), key=settings.key)
+    return predictor.load(store.path(loaded.sha256), key=settings.key)
 
 
 def file_sha256(path: Path) -> str | None:
@@ -148,7 +149,7 @@ class Control:
             )
             if metadata.get("sha256") != sha256:
                 raise Conflict("the artifact changed while it was checked")
-            record = {**model.version_record(metadata), "source": "upload"}
+            record = {**predictor.version_record(metadata), "source": "upload"}
             stored = self.store.add(sha256, path, record, signature=signature, schema=schema_path)
         finally:
             path.unlink(missing_ok=True)
@@ -208,7 +209,7 @@ class Control:
     def _swap(self, sha256: str) -> list[int]:
         if self.reload_via_master is None:
             try:
-                self.runtime.swap(model.load(self.store.path(sha256), key=self.settings.key))
+                self.runtime.swap(predictor.load(self.store.path(sha256), key=self.settings.key))
             except ServiceError as exc:
                 self.metrics.reload(False)
                 raise ReloadFailed(f"version {sha256} failed to load: {exc.message}") from exc
@@ -254,7 +255,7 @@ def reload_in_master(control: Control) -> None:
             raise ReloadFailed("no active version in the store")
         # Always from disk, even for the version already served: a HUP also proves the
         # active artifact is still intact (and says why when it is not).
-        control.runtime.swap(model.load(control.store.path(sha), key=control.settings.key))
+        control.runtime.swap(predictor.load(control.store.path(sha), key=control.settings.key))
         status.update(ok=True, sha256=sha)
     except ServiceError as exc:
         log.error("reload of %s failed, keeping %s: %s", sha, control.runtime.model.sha256, exc)

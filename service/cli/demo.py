@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service import compat
+from service.model import compat
 
 compat.install()
 from sklearn_pandas import DataFrameMapper  # noqa: E402  (needs the shim first)

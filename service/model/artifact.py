@@ -16,8 +16,8 @@ from typing import Any
 import cloudpickle
 from sklearn.exceptions import InconsistentVersionWarning
 
-from service import compat, signing
 from service.errors import ArtifactNotFound, ArtifactUnreadable
+from service.model import compat, signing
 
 
 @dataclass(frozen=True)

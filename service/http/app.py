@@ -16,12 +16,13 @@ from flask import Flask, Response, g, request
 from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException
 
-from service import admin, api, control, logs, openapi
+from service.control import controller
+from service.control.store import Store
 from service.errors import ServiceError
-from service.metrics import Metrics
-from service.runtime import Runtime
+from service.http import admin_routes, logs, openapi, routes
+from service.serving.metrics import Metrics
+from service.serving.runtime import Runtime
 from service.settings import Settings
-from service.store import Store
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 """Request ids we echo and log; anything else is replaced, so headers cannot inject log lines."""
@@ -65,19 +66,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.key is None:
         logger.warning("no signing key: artifacts are NOT verified before unpickling")
     store = Store(settings.store_root)
-    loaded = control.boot_model(settings, store)
+    loaded = controller.boot_model(settings, store)
     metrics = Metrics(app)
     runtime = Runtime(loaded, settings, metrics)
     app.extensions["runtime"] = runtime
-    app.extensions["control"] = control.Control(settings, store, runtime, metrics)
+    app.extensions["control"] = controller.Control(settings, store, runtime, metrics)
     logger.info(
         "model loaded",
         extra={"sha256": loaded.sha256, "path": str(loaded.path), "schema": loaded.schema.source},
     )
     register_request_id(app)
     register_error_handlers(app, metrics)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(admin.bp)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(admin_routes.bp)
     app.register_blueprint(openapi.bp)
     return app
 

@@ -13,8 +13,8 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-from service import artifact, contract, payload, schema
-from service.store import ARTIFACT, write_atomic
+from service.control.store import ARTIFACT, write_atomic
+from service.model import artifact, contract, payload, schema
 
 
 def _sample_columns(sample: pd.DataFrame, names: tuple[str, ...]) -> dict[str, list[Any]]:

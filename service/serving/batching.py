@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.deadline import DeadlineExceeded, ModelThread
 from service.errors import PredictionTimeout, WorkerRestarting
-from service.metrics import Metrics
-from service.model import Model, Prediction
-from service.payload import Columns, Request, build_frame
+from service.model.payload import Columns, Request, build_frame
+from service.model.predictor import Model, Prediction
+from service.serving.deadline import DeadlineExceeded, ModelThread
+from service.serving.metrics import Metrics
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """What the HTTP layer talks to: the served model, its readiness, and timed predictions.
 
 Like MLServer's runtime (load / predict / ready), it keeps the HTTP layer
-free of scikit-learn and pandas: ``service.api`` hands it a request body and
+free of scikit-learn and pandas: ``service.http.routes`` hands it a request body and
 gets JSON-native results back.
 """
 
@@ -14,14 +14,14 @@ from typing import Any
 
 import orjson
 
-from service import payload
-from service.batching import Batcher
 from service.errors import NotReady, ReloadFailed
-from service.metrics import Metrics
-from service.model import Model, Prediction
+from service.model import payload
+from service.model.predictor import Model, Prediction
+from service.serving.batching import Batcher
+from service.serving.metrics import Metrics
 from service.settings import Settings
 
-log = logging.getLogger("service.runtime")
+log = logging.getLogger("service.serving.runtime")
 
 
 @dataclass(frozen=True)

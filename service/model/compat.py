@@ -9,10 +9,10 @@ declaring, is a direct dependency of this project instead.
 Importing this module installs the shim, so a training script needs one line
 before it imports sklearn-pandas::
 
-    import service.compat  # noqa: F401  (sklearn-pandas on current scikit-learn)
+    import service.model.compat  # noqa: F401  (sklearn-pandas on current scikit-learn)
     from sklearn_pandas import DataFrameMapper
 
-Code that unpickles artifacts calls :func:`install` explicitly (``service.artifact``
+Code that unpickles artifacts calls :func:`install` explicitly (``service.model.artifact``
 does), which says why the import is there.
 """
 
