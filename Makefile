@@ -62,10 +62,11 @@ monitor: $(STAMP) ## Prometheus with the repo's alert rules scraping make run's 
 	@exec $(PY) -m deploy.monitor --metrics-port $(METRICS_PORT) --port $(MONITOR_PORT) \
 	  --run-dir $(RUN_DIR)
 
-lint: $(STAMP) ## ruff lint and format check, mypy over service/ and deploy/
+lint: $(STAMP) ## ruff lint and format check, mypy over service/ and deploy/, import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

@@ -20,7 +20,7 @@ from service.model import artifact, contract, payload, schema
 def _sample_columns(sample: pd.DataFrame, names: tuple[str, ...]) -> dict[str, list[Any]]:
     """The sample as a client would send it: JSON-native values, nulls as None."""
     return {
-        name: [schema._native(v) for v in sample[name].astype(object).tolist()] for name in names
+        name: [schema.native(v) for v in sample[name].astype(object).tolist()] for name in names
     }
 
 

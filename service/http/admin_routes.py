@@ -7,35 +7,19 @@ stays read-only.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from flask import Blueprint, current_app, request
 
 from service.control.controller import Control
-from service.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
-from service.settings import Settings
+from service.errors import BadRequest, UnsupportedMediaType
+from service.http.auth import require_token
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def control() -> Control:
     return current_app.extensions["control"]
-
-
-def require_token(settings: Settings) -> None:
-    """401 without a bearer token, 403 with a wrong one (compared in constant time)."""
-    if not settings.admin_token:
-        raise Forbidden("the admin API is disabled: no ADMIN_TOKEN is configured")
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized(
-            "send the admin token as 'Authorization: Bearer <token>'",
-            details={"www_authenticate": "Bearer"},
-        )
-    if not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-        raise Forbidden("the admin token is not valid")
 
 
 @bp.before_request

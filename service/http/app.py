@@ -14,13 +14,14 @@ from typing import Any
 import orjson
 from flask import Flask, Response, g, request
 from flask.json.provider import JSONProvider
+from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import HTTPException
 
 from service.control import controller
 from service.control.store import Store
 from service.errors import ServiceError
 from service.http import admin_routes, logs, openapi, routes
-from service.serving.metrics import Metrics
+from service.serving.metrics import LATENCY_BUCKETS, Metrics
 from service.serving.runtime import Runtime
 from service.settings import Settings
 
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger.warning("no signing key: artifacts are NOT verified before unpickling")
     store = Store(settings.store_root)
     loaded = controller.boot_model(settings, store)
-    metrics = Metrics(app)
+    metrics = Metrics()
+    register_http_metrics(app, metrics)
     runtime = Runtime(loaded, settings, metrics)
     app.extensions["runtime"] = runtime
     app.extensions["control"] = controller.Control(settings, store, runtime, metrics)
@@ -76,11 +78,33 @@ def create_app(settings: Settings | None = None) -> Flask:
         extra={"sha256": loaded.sha256, "path": str(loaded.path), "schema": loaded.schema.source},
     )
     register_request_id(app)
+    register_model_gauges(app)
     register_error_handlers(app, metrics)
     app.register_blueprint(routes.bp)
     app.register_blueprint(admin_routes.bp)
     app.register_blueprint(openapi.bp)
     return app
+
+
+def register_http_metrics(app: Flask, metrics: Metrics) -> None:
+    """Request counts and latencies by Flask endpoint, never by raw path, so 404 scans
+    cannot explode the series count; they share the model metrics' registry."""
+    PrometheusMetrics(
+        app,
+        registry=metrics.registry,
+        group_by="endpoint",
+        buckets=LATENCY_BUCKETS,
+        default_labels=None,
+    )
+
+
+def register_model_gauges(app: Flask) -> None:
+    """Each worker publishes its model gauges on its first request after a fork or a swap
+    (prometheus_client gives a forked child fresh, empty files)."""
+
+    @app.before_request
+    def publish() -> None:
+        app.extensions["runtime"].publish()
 
 
 def register_request_id(app: Flask) -> None:
@@ -90,7 +114,6 @@ def register_request_id(app: Flask) -> None:
     def assign() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        app.extensions["runtime"].publish()
 
     @app.after_request
     def echo(response: Response) -> Response:

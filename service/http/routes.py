@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from service.errors import NotReady, UnsupportedMediaType
-from service.http.admin_routes import require_token
+from service.http.auth import require_token
 from service.serving.runtime import Runtime
 
 bp = Blueprint("api", __name__)

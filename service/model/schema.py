@@ -66,7 +66,7 @@ def _column_json(column: Column) -> dict[str, Any]:
     return data
 
 
-def _native(value: Any) -> Any:
+def native(value: Any) -> Any:
     """A numpy or pandas scalar as the JSON-native Python value."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -88,9 +88,9 @@ def _encoders(transformer: Any) -> list[Any]:
 def _categories(encoder: Any, position: int) -> tuple[Any, ...] | None:
     cats = getattr(encoder, "categories_", None)
     if cats is not None and position < len(cats):
-        return tuple(_native(v) for v in cats[position])
+        return tuple(native(v) for v in cats[position])
     classes = getattr(encoder, "classes_", None)
-    return None if classes is None else tuple(_native(v) for v in classes)
+    return None if classes is None else tuple(native(v) for v in classes)
 
 
 def _columns_for(names: list[str], transformer: Any) -> list[Column]:
@@ -182,7 +182,7 @@ def from_sample(pipeline: Pipeline, sample: pd.DataFrame) -> Schema:
         for c in base.columns
     )
     first = sample.iloc[0]
-    example = {c.name: _native(first[c.name]) for c in columns}
+    example = {c.name: native(first[c.name]) for c in columns}
     packed = {
         "sklearn": sklearn.__version__,
         "python": platform.python_version(),

@@ -1,10 +1,10 @@
-"""Prometheus metrics: HTTP metrics from prometheus-flask-exporter plus the model's own.
+"""The model's Prometheus metrics; the HTTP ones (prometheus-flask-exporter) join the same
+registry in the HTTP layer (``service.http.app``), so this module needs no Flask.
 
 Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set before Python starts
 (prometheus_client picks its storage at import time), every worker writes its
 own files, and ``GET /metrics`` sums them all, so any worker answers a scrape
-with the totals of every worker. The HTTP metrics are labelled by Flask
-endpoint, never by raw path, so 404 scans cannot explode the series count.
+with the totals of every worker.
 
 Gauges about the model are published by each worker itself, after fork
 (prometheus_client gives a forked child fresh, empty files): see
@@ -17,9 +17,7 @@ import os
 import time
 from typing import Any
 
-from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_flask_exporter import PrometheusMetrics
 
 # Model latency spans a 1-row call (~1 ms) to a 10,000-row batch (~1 s).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -28,15 +26,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Metrics:
     """The service's metrics, registered on one registry per app (tests build many apps)."""
 
-    def __init__(self, app: Flask, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.exporter = PrometheusMetrics(
-            app,
-            registry=self.registry,
-            group_by="endpoint",
-            buckets=LATENCY_BUCKETS,
-            default_labels=None,
-        )
         self.rows = Counter(
             "model_predicted_rows", "Rows scored by the model.", registry=self.registry
         )

@@ -9,7 +9,6 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from flask import Flask
 from prometheus_client import CollectorRegistry
 from sklearn.pipeline import Pipeline
 
@@ -28,7 +27,7 @@ PICKY_SCHEMA = Schema(columns=(Column("x", "number"),), example={"x": 1.0}, sour
 
 
 def metrics() -> Metrics:
-    return Metrics(Flask(__name__), CollectorRegistry())
+    return Metrics(CollectorRegistry())
 
 
 def picky_model(delay: float) -> Model:
