@@ -39,3 +39,24 @@ def test_every_error_code_is_in_the_error_table() -> None:
     }
     codes = {cls.code for cls in errors.every_error() if cls.status_code < 500}
     assert codes - table == set()
+
+
+def test_the_layout_map_names_every_module_in_its_package() -> None:
+    """A newcomer finds any module from the README's map, in the row of its package."""
+    rows = {
+        match.group(1): match.group(2)
+        for match in re.finditer(r"^\| `service/(\w+)/` \| (.*)$", README, flags=re.M)
+    }
+    packages = {p.parent.name for p in (ROOT / "service").glob("*/__init__.py")}
+    assert set(rows) == packages
+    for package in packages:
+        modules = {
+            p.name for p in (ROOT / "service" / package).glob("*.py") if p.name != "__init__.py"
+        }
+        assert {m for m in modules if f"`{m}`" not in rows[package]} == set(), package
+
+
+def test_the_request_path_diagram_names_files_that_exist() -> None:
+    diagram = README.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    for path in re.findall(r"<br/>([\w/.]+)", diagram):
+        assert (ROOT / path).exists() or (ROOT / "service" / path).exists(), path
