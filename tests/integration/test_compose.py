@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from deploy import compose as compose_up
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -53,7 +54,7 @@ def makefile_packages(variable: str) -> set[str]:
 TEST_IMAGE_PACKAGES = {"make"} | makefile_packages("TEST_TOOLS")
 # render.sh's defaults for these suit a laptop (loopback, unix socket, repo path), not a container.
 NGINX_REQUIRED_ENV = {"NGINX_LISTEN", "METRICS_LISTEN", "UPSTREAM", "MODEL_DIR"}
-DEFAULT_MAX_BODY_BYTES = "10485760"  # service/settings.py and render.sh agree on it
+DEFAULT_MAX_BODY_BYTES = str(Settings.max_body_bytes)  # render.sh agrees (test_defaults)
 
 
 # ---- docker-compose config ----------------------------------------------------------------

@@ -60,3 +60,24 @@ def test_the_request_path_diagram_names_files_that_exist() -> None:
     diagram = README.split("```mermaid\n", 1)[1].split("```", 1)[0]
     for path in re.findall(r"<br/>([\w/.]+)", diagram):
         assert (ROOT / path).exists() or (ROOT / "service" / path).exists(), path
+
+
+def env_text(value: object) -> str:
+    """A default as the environment would spell it (``25``, not ``25.0``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def test_the_settings_table_shows_the_defaults_settings_has() -> None:
+    """The README's defaults are read, not copied: a default changed in Settings fails here."""
+    shown = dict(re.findall(r"^\| `([A-Z_]+)`(?: / `_FILE`)? \| `([^`]+)` \|", README, flags=re.M))
+    defaults = {
+        f.metadata["env"]: env_text(f.default)
+        for f in dataclasses.fields(Settings)
+        if f.metadata["env"] in shown
+    }
+    assert len(defaults) >= 10
+    assert {name: shown[name] for name in defaults} == defaults
