@@ -1,8 +1,10 @@
 """The ablation: our stack as shipped against variants that each undo one design choice.
 
-Every variant is the shipped stack started with one environment change, measured in
-the same run and interleaved with it, so its ratio to "ours" is what that one choice
-is worth on this machine today. The linear model only: its cost is the fixed overhead
+Every variant is the shipped stack started with one change (an environment variable,
+gunicorn options in ``GUNICORN_CMD_ARGS``, or for the freeze a config file of its own
+beside this one), measured in the same run and interleaved with it, so its ratio to
+"ours" is what that one choice is worth on this machine today. The production config
+keeps no switch that only the benchmark uses. The linear model only: its cost is the fixed overhead
 per pipeline call that batching and threads amortise. Scenario B (32 concurrent
 one-row clients) is where they should pay; scenario A (one client) shows what they
 cost when there is nothing to batch. The memory read after the load shows what
@@ -22,27 +24,27 @@ MODEL = "linear"
 SCENARIOS = tuple(s for key in "BA" for s in load.SCENARIOS if s.key == key)
 BASELINE = "ours"
 MORE_WORKERS = "workers+1"
+NO_GC_FREEZE_CONF = Path(__file__).with_name("gunicorn-no-gc-freeze.conf.py")
 
 
-def conf_default(variable: str) -> str:
-    """The fallback ``deploy/gunicorn.conf.py`` gives ``os.environ.get(variable, ...)``.
+def conf_value(setting: str) -> str:
+    """What ``deploy/gunicorn.conf.py`` sets ``setting`` to: its literal, or the default
+    of the ``os.environ.get(NAME, default)`` it reads.
 
     Read from the source rather than repeated here, so the report names the shipped
-    default even after someone changes it.
+    value even after someone changes it.
     """
-    for node in ast.walk(ast.parse(GUNICORN_CONF.read_text())):
+    for node in ast.parse(GUNICORN_CONF.read_text()).body:
         match node:
-            case ast.Call(args=[ast.Constant(value=name), ast.Constant(value=default)]) if (
-                name == variable
-            ):
-                return str(default)
-    raise LookupError(f"{GUNICORN_CONF} reads no {variable} with a constant default")
+            case ast.Assign(targets=[ast.Name(id=name)], value=value) if name == setting:
+                constants = [c.value for c in ast.walk(value) if isinstance(c, ast.Constant)]
+                return str(constants[-1])
+    raise LookupError(f"{GUNICORN_CONF} does not set {setting}")
 
 
 def shipped(workers: int) -> str:
     """How the baseline runs, for the report."""
-    worker_class = conf_default("GUNICORN_WORKER_CLASS")
-    threads = conf_default("GUNICORN_THREADS")
+    worker_class, threads = conf_value("worker_class"), conf_value("threads")
     return f"{workers} {worker_class} workers of {threads} threads (deploy/gunicorn.conf.py)"
 
 
@@ -51,11 +53,12 @@ def variants(run_root: Path, workers: int) -> list[OurStack]:
     return [
         OurStack(BASELINE, run_root, workers),
         OurStack("no-batching", run_root, workers, {"BATCHING": "false"}),
+        # --threads 1 too: gunicorn turns sync workers with threads into gthread ones.
         OurStack(
-            "sync", run_root, workers, {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"}
+            "sync", run_root, workers, {"GUNICORN_CMD_ARGS": "--worker-class sync --threads 1"}
         ),
         OurStack("threads-4", run_root, workers, {"GUNICORN_THREADS": "4"}),
-        OurStack("no-gc-freeze", run_root, workers, {"GC_FREEZE": "false"}),
+        OurStack("no-gc-freeze", run_root, workers, gunicorn_conf=NO_GC_FREEZE_CONF),
         OurStack(MORE_WORKERS, run_root, workers, {"WEB_CONCURRENCY": str(workers + 1)}),
     ]
 

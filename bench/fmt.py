@@ -1,4 +1,4 @@
-"""Number formatting shared by the report and the targets, so a figure reads the same in both."""
+"""Number formatting shared by the report and the thresholds, so a figure reads the same in both."""
 
 from __future__ import annotations
 

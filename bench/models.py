@@ -103,7 +103,7 @@ def mapper() -> DataFrameMapper:
     """The numeric columns scaled together (one transformer), each categorical one-hot.
 
     One scaler for the eight numeric columns is how such mappers are usually written,
-    and it gives the 2.5-3 ms one-row predict the performance issue describes; a
+    and it gives the 2.5-3 ms one-row predict typical of such a pipeline; a
     scaler per column would triple the fixed cost and flatter batching.
     """
     return DataFrameMapper(

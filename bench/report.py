@@ -24,7 +24,7 @@ from bench.load import SCENARIOS, Scenario, WrkResult
 from bench.models import rows_label
 from bench.runs import NOISY_CORES, ServerRun
 from bench.servers import APP
-from bench.targets import REFERENCE, Check
+from bench.thresholds import REFERENCE, Check
 from bench.wins import Win
 
 CEILING_LABEL = "ceiling (in-process, 1 core)"
@@ -45,7 +45,7 @@ class Results:
     """Everything one run measured (``results.json`` is this, raw)."""
 
     settings: dict[str, str]
-    targets: list[Check]
+    thresholds: list[Check]
     runs: list[ServerRun]
     ablation: list[ServerRun]
     changes: dict[str, str]
@@ -223,10 +223,10 @@ def _ceiling_table(ceilings: list[Ceiling]) -> list[str]:
     ]
 
 
-def _targets_table(checks: list[Check]) -> list[str]:
+def _thresholds_table(checks: list[Check]) -> list[str]:
     rows = [[c.target, c.model, c.figure, "PASS" if c.passed else "MISS"] for c in checks]
     return [
-        "## Targets (issue 4), from this run's figures",
+        "## Thresholds against the naive server, from this run's figures",
         "",
         *_table(["Target", "Model", "Figure", "Verdict"], rows),
     ]
@@ -293,7 +293,7 @@ def markdown(results: Results) -> str:
     lines = ["# Benchmark: ours vs naive", ""]
     lines += [f"- {name}: {value}" for name, value in results.settings.items()]
     lines.append("")
-    lines += _targets_table(results.targets)
+    lines += _thresholds_table(results.thresholds)
     for model in dict.fromkeys(run.model for run in results.runs):
         lines += [f"## Model `{model}`", ""]
         lines += _load_table([r for r in results.runs if r.model == model], SCENARIOS, REFERENCE)

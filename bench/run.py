@@ -5,10 +5,10 @@ First, while no server runs: the in-process ceiling and the cheap wins
 correct prediction (cold start); run scenarios A-D (each after a short warm-up)
 on the servers in turn; read the memory of every process; stop. Then the
 ablation (``bench.ablation``): our stack against one-change variants, the same
-way on scenarios B and A. Last, the issue's targets are checked against the
-run's figures (``bench.targets``). One load at a time: the machine has two
-cores, so anything concurrent would be measured too. Every process started is
-stopped on error, Ctrl-C or SIGTERM.
+way on scenarios B and A. Last, the thresholds against the naive server are
+judged on the run's figures (``bench.thresholds``). One load at a time: the
+machine has two cores, so anything concurrent would be measured too. Every
+process started is stopped on error, Ctrl-C, SIGTERM or SIGHUP.
 
 Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
 (1), BENCH_CEILING seconds per ceiling case (1), BENCH_WINS seconds per cheap
@@ -26,7 +26,6 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,14 +34,14 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import orjson
 import sklearn
 
-from bench import ablation, ceiling, cpu, load, memory, models, report, servers, targets, wins
+from bench import ablation, ceiling, cpu, load, memory, models, report, servers, thresholds, wins
 from bench.runs import ServerRun
+from deploy.processes import LOOPBACK, ChildExited, Stop, StopSignals, wait_until
 
 RESULTS = Path(__file__).resolve().parent / "results"
 READY_TIMEOUT_S = 120.0
@@ -102,10 +101,6 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - STARTED:4.0f} s] {message}", file=sys.stderr, flush=True)
 
 
-LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-"""Straight to 127.0.0.1, whatever proxy the environment names."""
-
-
 def _fetch(url: str, body: bytes | None = None) -> bytes:
     """The response body; raises OSError (HTTPError, URLError) on refusal or non-2xx."""
     headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -116,20 +111,26 @@ def _fetch(url: str, body: bytes | None = None) -> bytes:
 def cold_start(handle: servers.Handle, probe: bytes, expected: list[Any]) -> float:
     """Seconds from launch to the first correct prediction, polled once /readyz says 200."""
     ready = False
-    while time.perf_counter() - handle.launched_at < READY_TIMEOUT_S:
-        if (why := handle.died()) is not None:
-            raise RuntimeError(f"the server stopped during start-up: {why}")
+
+    def predicted() -> bool:
+        nonlocal ready
         try:
             if not ready:
                 _fetch(f"{handle.base_url}/readyz")  # raises until it answers 2xx
                 ready = True
             answer = orjson.loads(_fetch(f"{handle.base_url}/model/predict", probe))
         except OSError:
-            time.sleep(POLL_S)
-            continue
+            return False
         if answer["predictions"] != expected:
             raise RuntimeError(f"wrong predictions {answer}; expected {expected}")
-        return time.perf_counter() - handle.launched_at
+        return True
+
+    left = READY_TIMEOUT_S - (time.perf_counter() - handle.launched_at)
+    try:
+        if wait_until(predicted, left, watching=handle.children.values(), interval=POLL_S):
+            return time.perf_counter() - handle.launched_at
+    except ChildExited:
+        raise RuntimeError(f"the server stopped during start-up: {handle.died()}") from None
     raise TimeoutError(f"no correct prediction within {READY_TIMEOUT_S:.0f} s")
 
 
@@ -143,9 +144,9 @@ def measure(
 ) -> tuple[load.WrkResult, cpu.CpuUse]:
     """One scenario on one server: warm-up, then the measured run and where the CPU went."""
     load.run_wrk(running.base_url, scenario, bodies, schedule.warmup_s)
-    before = cpu.snapshot(servers.pids(running))
+    before = cpu.snapshot(running.pids())
     result = load.run_wrk(running.base_url, scenario, bodies, schedule.seconds)
-    use = cpu.between(before, cpu.snapshot(servers.pids(running)))
+    use = cpu.between(before, cpu.snapshot(running.pids()))
     log(
         f"{model}/{name} {scenario.key}: {result.requests_per_s:.1f} req/s, "
         f"p99 {result.p99_ms:.1f} ms, {result.non_2xx} non-2xx, "
@@ -235,18 +236,10 @@ def settings(config: Config, under_test: list[servers.Server]) -> dict[str, str]
     return facts
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM into SystemExit so ``finally`` blocks stop the servers."""
-    raise SystemExit(128 + signum)
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    # KeyboardInterrupt on SIGINT even when started in the background, where it is ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     config = Config.from_env()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
+        raise SystemExit("wrk is not installed: `make bench` installs it (apt-get install wrk)")
     logs = RESULTS / "logs"
     shutil.rmtree(logs, ignore_errors=True)  # the stack appends to its logs: keep this run's
     logs.mkdir(parents=True)
@@ -273,7 +266,7 @@ def main() -> None:
             ablated = bench_model(variants, ablation.MODEL, artifact, bodies, ablation_load)
     results = report.Results(
         settings=facts,
-        targets=targets.check(runs, ablated, config.workers),
+        thresholds=thresholds.check(runs, ablated, config.workers),
         runs=runs,
         ablation=ablated,
         changes={variant.name: variant.change for variant in variants},
@@ -289,8 +282,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # The first INT, TERM or HUP (even started in the background, where INT is ignored)
+    # unwinds main(), whose `finally` blocks stop every server; later ones change nothing.
+    signals = StopSignals()
     try:
         main()
-    except KeyboardInterrupt:
+    except Stop:
         log("interrupted: every server started was stopped")
-        sys.exit(130)
+        sys.exit(128 + (signals.received or 0))

@@ -1,4 +1,4 @@
-"""What one server did on one model: the figures the report prints and the targets judge."""
+"""What one server did on one model: the figures the report prints and the thresholds judge."""
 
 from __future__ import annotations
 

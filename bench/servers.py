@@ -1,25 +1,22 @@
-"""The servers under test, each started in process groups we can always stop.
+"""The servers under test, started and stopped with ``deploy/processes.py``.
 
 A server is anything with a ``name`` and ``start(model_path) -> Handle``; a
 handle knows its base URL, its processes by program (for memory and CPU) and
-how to stop.
-Every launch is a new session, so a stop can kill whole groups, workers
+how to stop. Every program runs in a process group of its own
+(:class:`deploy.processes.Child`), so a stop leaves nothing behind, workers
 included, even when a master died first.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from deploy.processes import die_with_parent, free_port, group_pids, stop_group
+from deploy.processes import Child, exited, free_port
 from deploy.stack import Stack, StackConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,26 +24,43 @@ GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
 STOP_GRACE_S = 10.0
 OUR_ENV = {"ALLOW_UNSIGNED_MODELS": "true"}
 """The benchmark's artifacts are unsigned: verifying an HMAC at load costs well under 1 ms."""
-LOG_TAIL_CHARS = 2_000
 APP = "gunicorn"
 """The program group of a server's Python processes (master and workers), whatever proxy
-runs in front: the issue's memory targets count these."""
+runs in front: the memory figures and thresholds count these."""
 
 
-class Handle(Protocol):
+@dataclass
+class Handle:
+    """A running server: where it answers, its processes by program (:data:`APP`, and
+    ``nginx`` when it fronts the app), and the stack that runs them, if it is ours."""
+
     base_url: str
+    children: dict[str, Child]
     launched_at: float
     """``time.perf_counter()`` just before launch, for the cold start."""
+    stack: Stack | None = None
 
     def groups(self) -> dict[str, list[int]]:
-        """Live processes by program: :data:`APP`, and ``nginx`` when it fronts the app."""
-        ...
+        """Live processes by program."""
+        return {program: child.group() for program, child in self.children.items()}
+
+    def pids(self) -> list[int]:
+        """Every live process of the server, whatever its program (for CPU use)."""
+        return [pid for group in self.groups().values() for pid in group]
 
     def died(self) -> str | None:
-        """None while the server runs, else why it stopped (for an error message)."""
-        ...
+        """None while every process runs, else which stopped, how, and its log's end."""
+        dead = exited(self.children.values())
+        if dead is None:
+            return None
+        return f"{dead.name} exited ({dead.exit_status()}); end of {dead.log}:\n{dead.tail()}"
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()  # its children, then its run folder's lock
+            return
+        for child in self.children.values():
+            child.stop()
 
 
 class Server(Protocol):
@@ -58,51 +72,6 @@ class Server(Protocol):
         ...
 
     def start(self, model_path: Path) -> Handle: ...
-
-
-def pids(handle: Handle) -> list[int]:
-    """Every live process of a server, whatever its program (for CPU use)."""
-    return [pid for group in handle.groups().values() for pid in group]
-
-
-def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the group of a session leader we started, then SIGKILL whatever is left
-    (the naive server's workers too, which stop_group's leader-first TERM would orphan)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    stop_group(process, signal.SIGTERM, wait=STOP_GRACE_S)
-    if group_pids(process.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def log_tail(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
-    except OSError:
-        return "(no log)"
-
-
-@dataclass
-class ProcessGroup:
-    """A server we launched as the leader of a new session."""
-
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    launched_at: float
-
-    def groups(self) -> dict[str, list[int]]:
-        return {APP: group_pids(self.process.pid)}
-
-    def died(self) -> str | None:
-        code = self.process.poll()
-        if code is None:
-            return None
-        return f"exited with code {code}; end of {self.log}:\n{log_tail(self.log)}"
-
-    def stop(self) -> None:
-        kill_group(self.process)
 
 
 @dataclass(frozen=True)
@@ -134,57 +103,14 @@ class Gunicorn:
         command = [str(Path(sys.executable).with_name("gunicorn")), *self.options]
         command += ["-b", f"127.0.0.1:{port}", self.app]  # -b overrides a config file's bind
         launched_at = time.perf_counter()
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),
-            )
-        return ProcessGroup(f"http://127.0.0.1:{port}", process, log, launched_at)
-
-
-@dataclass
-class StackHandle:
-    """Our production stack from ``deploy/stack.py``: nginx in front of gunicorn."""
-
-    stack: Stack
-    launched_at: float
-
-    @property
-    def base_url(self) -> str:
-        return self.stack.base_url
-
-    def _processes(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in (self.stack.gunicorn, self.stack.nginx) if p is not None]
-
-    def groups(self) -> dict[str, list[int]]:
-        programs = {APP: self.stack.gunicorn, "nginx": self.stack.nginx}
-        return {name: group_pids(p.pid) for name, p in programs.items() if p is not None}
-
-    def died(self) -> str | None:
-        for process in self._processes():
-            if process.poll() is not None:
-                logs = self.stack.run_dir
-                return f"{process.args[0]} exited with {process.returncode}; logs in {logs}"
-        return None
-
-    def stop(self) -> None:
-        """The stack's own graceful stop, then make sure neither group left anything."""
-        try:
-            self.stack.stop()
-        finally:
-            for process in self._processes():
-                kill_group(process)
+        child = Child.start(APP, command, log=log, cwd=REPO, env=env, grace=STOP_GRACE_S)
+        return Handle(f"http://127.0.0.1:{port}", {APP: child}, launched_at)
 
 
 @dataclass(frozen=True)
 class OurStack:
-    """The stack as shipped, or started with ``env`` changed (the ablation's variants).
+    """The stack as shipped, or with ``env`` or gunicorn's config changed (the ablation's
+    variants).
 
     ``env`` comes last, so it may override WEB_CONCURRENCY too.
     """
@@ -193,15 +119,20 @@ class OurStack:
     run_root: Path
     workers: int
     env: dict[str, str] = field(default_factory=dict)
+    gunicorn_conf: Path = GUNICORN_CONF
 
     @property
     def change(self) -> str:
         """What differs from the shipped stack."""
-        return " ".join(f"{name}={value}" for name, value in self.env.items()) or "as shipped"
+        changes = [f"{name}={value}" for name, value in self.env.items()]
+        if self.gunicorn_conf != GUNICORN_CONF:
+            changes.append(f"gunicorn -c {self.gunicorn_conf.relative_to(REPO)}")
+        return " ".join(changes) or "as shipped"
 
     @property
     def description(self) -> str:
-        return "deploy/stack.py: nginx, then gunicorn -c deploy/gunicorn.conf.py service.wsgi:app"
+        conf = self.gunicorn_conf.relative_to(REPO)
+        return f"deploy/stack.py: nginx, then gunicorn -c {conf} service.wsgi:app"
 
     def start(self, model_path: Path) -> Handle:
         config = StackConfig(
@@ -210,14 +141,13 @@ class OurStack:
             port=free_port(),
             metrics_port=free_port(),
             env={"WEB_CONCURRENCY": str(self.workers), **OUR_ENV, **self.env},
+            gunicorn_conf=self.gunicorn_conf,
         )
-        handle = StackHandle(Stack(config), time.perf_counter())
-        try:
-            handle.stack.start()
-        except BaseException:
-            handle.stop()
-            raise
-        return handle
+        launched_at = time.perf_counter()
+        stack = Stack(config).start()
+        assert stack.gunicorn is not None and stack.nginx is not None  # start() started both
+        children = {APP: stack.gunicorn, "nginx": stack.nginx}
+        return Handle(stack.base_url, children, launched_at, stack)
 
 
 NAMES = ("ours", "ours-gunicorn", "naive")

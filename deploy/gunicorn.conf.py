@@ -1,6 +1,7 @@
 # gunicorn settings for the model server:
 #   gunicorn -c deploy/gunicorn.conf.py service.wsgi:app
-# Every value can be overridden from the environment; sections follow gunicorn's own order.
+# What a deployment tunes is read from the environment (any other setting: GUNICORN_CMD_ARGS,
+# e.g. "--worker-class sync --threads 1"); sections follow gunicorn's own order.
 import gc
 import os
 import shutil
@@ -62,7 +63,7 @@ limit_request_fields = 32768
 # model, 1-row requests from 32 connections: 4 threads 385 req/s (p99 158 ms), 16 threads
 # 678 req/s (p99 89 ms); sync workers cannot batch at all (make bench, "ablation").
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # At most as many connections per worker as it has threads. nginx keeps a pool of upstream
 # connections, and a worker that happened to accept most of them got most of the load while
@@ -112,10 +113,6 @@ def when_ready(server: Arbiter) -> None:
     Without this, the first garbage collection in each worker writes to every object's
     header and copies the whole preloaded model into private memory (benoitc/gunicorn#1640).
     """
-    # GC_FREEZE=false exists only for the benchmark's ablation (bench/ablation.py), which
-    # measures what the freeze saves.
-    if os.environ.get("GC_FREEZE", "true").lower() == "false":
-        return
     gc.collect()
     gc.freeze()
 

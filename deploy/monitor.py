@@ -11,12 +11,7 @@ Prometheus with :func:`start_prometheus` too.
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +19,16 @@ import click
 import yaml
 
 from deploy.processes import (
+    Child,
+    ChildExited,
     Stop,
     StopSignals,
+    answers,
     die_with_our_parent,
-    die_with_parent,
     holder_of,
     port_free,
-    stop_group,
+    wait_for_exit,
+    wait_until,
 )
 from deploy.stack import ROOT
 
@@ -71,37 +69,29 @@ def prometheus_binary() -> str:
     return found
 
 
-def start_prometheus(config: Path, listen: str, log: Path) -> subprocess.Popen[bytes]:
+def start_prometheus(config: Path, listen: str, log: Path) -> Child:
     """Prometheus on ``listen``, its data beside ``config``; dies with this process."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={config.parent / 'data'}",
-                f"--web.listen-address={listen}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGTERM),
-        )
+    return Child.start(
+        "prometheus",
+        [
+            prometheus_binary(),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={config.parent / 'data'}",
+            f"--web.listen-address={listen}",
+        ],
+        log=log,
+        grace=20,
+    )
 
 
-def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            lines = log.read_text(errors="replace").splitlines()
-            raise MonitorError(f"prometheus exited: {lines[-1] if lines else 'no output'}")
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise MonitorError(f"prometheus not ready after {timeout:.0f} s (log: {log})")
+def wait_ready(prometheus: Child, url: str, timeout: float) -> None:
+    """Until Prometheus at ``url`` says it is ready; its exit or a time-out says why."""
+    try:
+        if wait_until(lambda: answers(url + "/-/ready"), timeout, watching=[prometheus]):
+            return
+    except ChildExited as exc:
+        raise MonitorError(f"{exc}: {prometheus.tail(1) or 'no output'}") from None
+    raise MonitorError(f"prometheus not ready after {timeout:.0f} s (log: {prometheus.log})")
 
 
 @click.command()
@@ -114,7 +104,7 @@ def main(metrics_port: int, port: int, run_dir: Path) -> None:
     signals = StopSignals()
     folder = run_dir / "monitor"
     log = folder / "prometheus.log"
-    process = None
+    prometheus = None
     try:
         if not port_free("127.0.0.1", port):
             raise MonitorError(
@@ -122,14 +112,13 @@ def main(metrics_port: int, port: int, run_dir: Path) -> None:
                 "stop it or choose another (MONITOR_PORT=...)"
             )
         config = render_config(f"127.0.0.1:{metrics_port}", folder)
-        process = start_prometheus(config, f"127.0.0.1:{port}", log)
+        prometheus = start_prometheus(config, f"127.0.0.1:{port}", log)
         url = f"http://127.0.0.1:{port}"
-        wait_ready(process, url, log, timeout=60)
+        wait_ready(prometheus, url, timeout=60)
         click.echo(f"Prometheus: {url} (alerts: {url}/alerts), scraping 127.0.0.1:{metrics_port}")
         click.echo("Ctrl-C stops it")
-        while process.poll() is None:
-            time.sleep(0.5)
-        raise MonitorError(f"prometheus exited with {process.returncode} (log: {log})")
+        wait_for_exit([prometheus])
+        raise MonitorError(f"prometheus exited ({prometheus.exit_status()}) (log: {log})")
     except Stop:
         click.echo("stopping")
     except MonitorError as exc:
@@ -137,8 +126,8 @@ def main(metrics_port: int, port: int, run_dir: Path) -> None:
         sys.exit(1)
     finally:
         signals.settle()
-        if process is not None:
-            stop_group(process, signal.SIGTERM, wait=20)
+        if prometheus is not None:
+            prometheus.stop()
 
 
 if __name__ == "__main__":

@@ -1,17 +1,22 @@
 """The process toolkit every launcher here shares: ``make run``, ``make monitor``, the
 test fixtures and the benchmark start servers with it and stop them the same way.
 
-- :func:`die_with_parent` / :func:`die_with_our_parent`: a child dies with whoever
-  started it, even when that process is SIGKILLed (``PR_SET_PDEATHSIG``);
-- :class:`StopSignals`: the first INT/TERM/HUP stops, later ones change nothing;
+- :class:`Child`: a program started as the leader of its own process group, dying with
+  whoever started it even when that process is SIGKILLed (``PR_SET_PDEATHSIG``), and
+  stopped by the one stop policy (:meth:`Child.stop`);
+- :func:`wait_until`: poll a condition, failing as soon as a watched child exits;
+  :func:`wait_for_exit`: block until one of several children exits;
+- :class:`StopSignals`, :func:`die_with_our_parent`: the first INT/TERM/HUP stops, later
+  ones change nothing; a launcher dies with make (or whatever started it);
 - :func:`port_free`, :func:`socket_live`, :func:`holder_of`: refuse to start over a
   live server, naming the pid that holds the port;
-- :func:`stop_group`: graceful signal, then SIGKILL for a group that lingers;
-- :func:`free_port`, :func:`group_pids`: ports for test servers, a group's live processes.
+- :func:`free_port`, :func:`group_pids`, :func:`answers`: ports for test servers, a
+  group's live processes, a readiness probe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -19,7 +24,11 @@ import re
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -134,15 +143,140 @@ def holder_of(address: str) -> str:
     return f"pid {found.group(2)} ({found.group(1)})" if found else "an unknown process"
 
 
-def stop_group(process: subprocess.Popen[bytes], sig: int, wait: float) -> None:
-    """Signal a process started in its own session; kill the whole group if it lingers."""
-    if process.poll() is not None:
-        return
+@dataclass
+class Child:
+    """A program we started as the leader of a new session (so of its own process group),
+    its output appended to ``log``. It receives ``death_signal`` when whoever started it
+    dies, however that process dies; :meth:`stop` is the one stop policy."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    stop_signal: int
+    grace: float
+
+    @classmethod
+    def start(
+        cls,
+        name: str,
+        command: Sequence[str],
+        *,
+        log: Path,
+        stop_signal: int = signal.SIGTERM,
+        grace: float = 10,
+        death_signal: int = signal.SIGTERM,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Child:
+        """Start ``command``; ``stop_signal`` and ``grace`` are its graceful stop."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                list(command),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(death_signal),
+            )
+        return cls(name, process, log, stop_signal, grace)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def group(self) -> list[int]:
+        """Its live processes: the leader and every worker it forked."""
+        return group_pids(self.pid)
+
+    def exit_status(self) -> str | None:
+        """None while it runs, else how it ended: ``exit code 1``, ``killed by SIGKILL``."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        if code >= 0:
+            return f"exit code {code}"
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:  # a real-time signal: no name
+            return f"killed by signal {-code}"
+
+    def tail(self, lines: int = 30) -> str:
+        """The end of its log."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """``stop_signal`` to the leader, up to ``grace`` seconds for the whole group to
+        exit, then SIGKILL for whatever is left of it (workers a dead master orphaned too).
+        Safe to call again, and on a child that already exited."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, self.stop_signal)
+            wait_until(lambda: not self.running() and not self.group(), self.grace)
+        if self.group():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+class ChildExited(RuntimeError):
+    """A child that should be running exited; the message names it and how it ended."""
+
+    def __init__(self, child: Child) -> None:
+        super().__init__(f"{child.name} exited ({child.exit_status()})")
+        self.child = child
+
+
+def exited(children: Iterable[Child]) -> Child | None:
+    """The first of ``children`` that is no longer running, if any."""
+    return next((child for child in children if not child.running()), None)
+
+
+def wait_for_exit(children: Sequence[Child], interval: float = 0.5) -> Child:
+    """Block while every one of ``children`` runs; return the first that exits."""
+    while (dead := exited(children)) is None:
+        time.sleep(interval)
+    return dead
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    timeout: float,
+    *,
+    watching: Iterable[Child] = (),
+    interval: float = 0.1,
+) -> bool:
+    """Poll ``ready`` until it holds (True) or ``timeout`` seconds pass (False). Raises
+    :class:`ChildExited` as soon as one of ``watching`` exits: what it was to serve will
+    not come."""
+    watched = list(watching)
+    deadline = time.monotonic() + timeout
+    while True:
+        if (dead := exited(watched)) is not None:
+            raise ChildExited(dead)
+        if ready():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Straight to the address, whatever proxy the environment names."""
+
+
+def answers(url: str, timeout: float = 2) -> bool:
+    """``url`` answers 200 now."""
     try:
-        os.kill(process.pid, sig)
-        process.wait(timeout=wait)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        with LOOPBACK.open(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False

@@ -3,8 +3,10 @@
     python -m deploy.run [--model path/to/pipeline.pkl] [--port 8080] ...
 
 It decides which model serves (``deploy/model_choice.py``) and says so in one
-line, starts the stack (``deploy/stack.py``), and watches both servers. Every
-failure is one line on the console with the fix; traces stay in the logs.
+line, starts the stack (``deploy/stack.py``), and watches both servers: when either
+nginx or gunicorn exits, it says which, shows the end of that one's log, stops the
+other and exits non-zero. Every failure to start is one line on the console with
+the fix; traces stay in the logs.
 
 Stopping is idempotent: INT, TERM or HUP, any number of times, to this process
 or to its whole process group (systemd, CI runners and ``kill -- -PGID`` signal
@@ -16,14 +18,14 @@ completely. If this process is killed outright, its servers die with it
 from __future__ import annotations
 
 import sys
-import time
+import textwrap
 from pathlib import Path
 
 import click
 
 from deploy.model_choice import ChoiceError, choose
 from deploy.processes import Stop, StopSignals, die_with_our_parent
-from deploy.stack import ROOT, Stack, StackConfig, StackError
+from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError
 
 RUN_DIR = ROOT / ".run"
 PATH = click.Path(path_type=Path)
@@ -72,11 +74,13 @@ def main(
         stack.start()
         click.echo(choice.says)
         _announce(stack, key_file, token_file)
-        while True:
-            stack.check_alive()
-            time.sleep(0.5)
+        stack.watch()
     except Stop:
         click.echo("stopping")
+    except ChildDied as exc:
+        click.echo(f"error: {exc}: stopping everything; the end of {exc.child.log}:", err=True)
+        click.echo(textwrap.indent(exc.tail or "(empty)", "  "), err=True)
+        sys.exit(1)
     except (ChoiceError, StackError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -10,7 +10,14 @@ What makes it safe to start twice and to kill:
   ports and gunicorn's socket are free, naming the pid that holds them;
 - both children die with the process that started them, even when it is
   SIGKILLed (``PR_SET_PDEATHSIG``);
-- :meth:`Stack.stop` runs once, however many times it is called.
+- a child that exits is noticed: while starting (the start fails with its reason)
+  and while serving (:meth:`Stack.check_alive`, :meth:`Stack.watch`), for nginx as for
+  gunicorn;
+- :meth:`Stack.stop` runs once, however many times it is called, and leaves no process
+  of either group behind.
+
+Processes are started, watched and stopped with ``deploy/processes.py``; this module
+only says which programs run, with what configuration, and when they are ready.
 """
 
 from __future__ import annotations
@@ -21,14 +28,22 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
-from deploy.processes import die_with_parent, holder_of, port_free, socket_live, stop_group
+from deploy.processes import (
+    Child,
+    ChildExited,
+    answers,
+    exited,
+    holder_of,
+    port_free,
+    socket_live,
+    wait_for_exit,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -36,6 +51,16 @@ DEPLOY = ROOT / "deploy"
 
 class StackError(RuntimeError):
     """The stack cannot start or stopped serving; the message is one line with the reason."""
+
+
+class ChildDied(StackError):
+    """nginx or gunicorn exited while serving: the stack serves nothing any more. The
+    message names the process and how it ended; ``tail`` is the end of its log."""
+
+    def __init__(self, child: Child) -> None:
+        super().__init__(f"{child.name} exited ({child.exit_status()}) while serving")
+        self.child = child
+        self.tail = child.tail(LOG_TAIL_LINES)
 
 
 @dataclass
@@ -47,13 +72,11 @@ class StackConfig:
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for gunicorn and the app (WEB_CONCURRENCY, STORE_DIR...)."""
+    gunicorn_conf: Path = DEPLOY / "gunicorn.conf.py"
+    """gunicorn's configuration: the shipped one unless a benchmark variant names its own."""
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+LOG_TAIL_LINES = 15
 
 
 class Stack:
@@ -62,8 +85,8 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.run_dir = config.run_dir.resolve()
-        self.gunicorn: subprocess.Popen[bytes] | None = None
-        self.nginx: subprocess.Popen[bytes] | None = None
+        self.gunicorn: Child | None = None
+        self.nginx: Child | None = None
         self._lock: int | None = None
         self._stopped = False
 
@@ -115,21 +138,25 @@ class Stack:
 
     def start(self, timeout: float = 60) -> Stack:
         """Check that nothing else uses our ports, socket or run folder, start gunicorn,
-        wait until its app is ready, then put nginx in front."""
-        self.preflight()
-        self.start_gunicorn()
-        self._wait(self._gunicorn_ready, timeout, self.gunicorn, self.gunicorn_failure)
-        self.start_nginx()
-        self._wait(self._nginx_ready, timeout, self.nginx, self.nginx_failure)
-        # Every worker forked, so callers that note worker pids (fault tests) see them all.
-        workers = self.workers
-        self._wait(
-            lambda: len(self.worker_pids()) == workers,
-            timeout,
-            self.gunicorn,
-            self.gunicorn_failure,
-        )
+        wait until its app is ready, then put nginx in front. A start that fails (or is
+        interrupted) stops whatever it started."""
+        try:
+            self.preflight()
+            self.start_gunicorn()
+            self._wait(self.socket.exists, timeout, self.gunicorn_failure)
+            self.start_nginx()
+            self._wait(lambda: answers(self.base_url + "/readyz"), timeout, self.nginx_failure)
+            # Every worker forked, so callers that note worker pids (fault tests) see them all.
+            workers = self.workers
+            self._wait(lambda: len(self.worker_pids()) == workers, timeout, self.gunicorn_failure)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def children(self) -> list[Child]:
+        """The processes started so far: gunicorn, then nginx."""
+        return [child for child in (self.gunicorn, self.nginx) if child is not None]
 
     @property
     def workers(self) -> int:
@@ -177,18 +204,19 @@ class Stack:
             self._lock = None
 
     def start_gunicorn(self) -> None:
-        with (self.run_dir / "gunicorn.log").open("ab") as log:
-            self.gunicorn = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
-                + ["service.wsgi:app"],
-                cwd=ROOT,
-                env=self.app_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                # Quick shutdown: whoever started it is gone, so nobody awaits its answers.
-                preexec_fn=die_with_parent(signal.SIGINT),
-            )
+        self.gunicorn = Child.start(
+            "gunicorn",
+            [sys.executable, "-m", "gunicorn", "-c", str(self.config.gunicorn_conf)]
+            + ["service.wsgi:app"],
+            log=self.run_dir / "gunicorn.log",
+            cwd=ROOT,
+            env=self.app_env(),
+            # Graceful: in-flight predictions finish (graceful_timeout is 20 s).
+            stop_signal=signal.SIGTERM,
+            grace=30,
+            # Quick shutdown: whoever started it is gone, so nobody awaits its answers.
+            death_signal=signal.SIGINT,
+        )
 
     def start_nginx(self) -> None:
         conf_dir = self.run_dir / "nginx"
@@ -200,65 +228,54 @@ class Stack:
         # As root, nginx's workers would otherwise drop to `nobody`, who cannot read a
         # private run folder or model folder; in the container nginx runs unprivileged.
         directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-        with (self.run_dir / "nginx-error.log").open("ab") as log:
-            self.nginx = subprocess.Popen(
-                [nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
-                + ["-g", directives],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),  # nginx's fast shutdown
-            )
+        self.nginx = Child.start(
+            "nginx",
+            [nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
+            + ["-g", directives],
+            log=self.run_dir / "nginx-error.log",
+            stop_signal=signal.SIGQUIT,  # graceful: answers in flight are finished
+            grace=10,
+            death_signal=signal.SIGTERM,  # fast shutdown
+        )
 
-    def _gunicorn_ready(self) -> bool:
-        return self.socket.exists()
-
-    def _nginx_ready(self) -> bool:
+    def _wait(self, ready: Callable[[], bool], timeout: float, failure: Callable[[], str]) -> None:
+        """Until ``ready``; a child that exits meanwhile fails the start with its reason."""
         try:
-            with urllib.request.urlopen(self.base_url + "/readyz", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    @staticmethod
-    def _wait(
-        ready: Callable[[], bool],
-        timeout: float,
-        process: subprocess.Popen[bytes] | None,
-        failure: Callable[[], str],
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise StackError(failure())
-            if ready():
+            if wait_until(ready, timeout, watching=self.children()):
                 return
-            time.sleep(0.1)
+        except ChildExited as exc:
+            reason = self.gunicorn_failure if exc.child is self.gunicorn else self.nginx_failure
+            raise StackError(reason()) from None
         raise StackError(f"not ready after {timeout:.0f} s: {failure()}")
 
     def gunicorn_failure(self) -> str:
         """gunicorn's reason in one line: the boot failure the app reported, else its last
         error line; the full trace stays in the log."""
         log = self.run_dir / "gunicorn.log"
-        lines = log_tail(log, 200).splitlines()
+        lines = self.gunicorn.tail(200).splitlines() if self.gunicorn else []
         reported = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
         reason = reported[-1] if reported else (lines[-1] if lines else "no output")
         return f"gunicorn failed: {reason} (log: {log})"
 
     def nginx_failure(self) -> str:
         log = self.run_dir / "nginx-error.log"
-        lines = [line for line in log_tail(log, 200).splitlines() if "[emerg]" in line]
+        tail = self.nginx.tail(200).splitlines() if self.nginx else []
+        lines = [line for line in tail if "[emerg]" in line]
         reason = lines[-1].partition("[emerg] ")[2] if lines else "see the log"
         return f"nginx failed: {reason} (log: {log})"
 
     # ---- running -----------------------------------------------------------------------
 
     def check_alive(self) -> None:
-        """Raise naming the process that died: a stack with one part gone serves nothing."""
-        if self.gunicorn is not None and self.gunicorn.poll() is not None:
-            raise StackError(f"exited with {self.gunicorn.returncode}; {self.gunicorn_failure()}")
-        if self.nginx is not None and self.nginx.poll() is not None:
-            raise StackError(f"exited with {self.nginx.returncode}; {self.nginx_failure()}")
+        """Raise :class:`ChildDied` naming the process that exited, nginx or gunicorn: a
+        stack with one part gone serves nothing."""
+        if (dead := exited(self.children())) is not None:
+            raise ChildDied(dead)
+
+    def watch(self) -> NoReturn:
+        """Block while both serve; raise :class:`ChildDied` as soon as either exits (the
+        caller then stops the other, as ``make run`` does)."""
+        raise ChildDied(wait_for_exit(self.children()))
 
     def worker_pids(self) -> list[int]:
         """gunicorn's current workers (the master's children)."""
@@ -278,18 +295,14 @@ class Stack:
         if self._stopped:
             return
         self._stopped = True
-        if self.nginx is not None:
-            stop_group(self.nginx, signal.SIGQUIT, wait=10)
-        if self.gunicorn is not None:
-            stop_group(self.gunicorn, signal.SIGTERM, wait=30)
-        self._release_lock()
+        try:
+            for child in reversed(self.children()):  # nginx first: no new requests
+                child.stop()
+        finally:
+            self._release_lock()
 
     def __enter__(self) -> Stack:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

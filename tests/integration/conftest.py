@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from deploy import monitor
-from deploy.processes import free_port, stop_group
+from deploy.processes import free_port, wait_until
 from deploy.stack import Stack, StackConfig
 from service.cli import demo
 from service.control import packing
@@ -32,13 +30,9 @@ def shell_env(*dropped: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in outer}
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    if not wait_until(lambda: bool(predicate()), timeout, interval=0.2):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def signed_demo(folder: Path, seed: int = 5) -> Path:
@@ -94,7 +88,7 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = f"http://127.0.0.1:{free_port()}"
     process = monitor.start_prometheus(config, url.removeprefix("http://"), folder / "log")
     try:
-        monitor.wait_ready(process, url, folder / "log", timeout=30)
+        monitor.wait_ready(process, url, timeout=30)
         yield url
     finally:
-        stop_group(process, signal.SIGTERM, wait=20)
+        process.stop()

@@ -116,7 +116,7 @@ def test_hup_under_load_loses_no_request(demo_stack: Stack) -> None:
     before = set(demo_stack.worker_pids())
     with Load(predict_url(demo_stack), DEMO_BODY, clients=6) as load:
         load.wait_for_requests(100)
-        os.kill(demo_stack.gunicorn.pid, signal.SIGHUP)  # type: ignore[union-attr]
+        os.kill(demo_stack.gunicorn.pid, signal.SIGHUP)
         wait_for(lambda: not set(demo_stack.worker_pids()) & before, 30, "workers to be renewed")
         load.wait_for_requests(100)
     assert load.failures == [], load.summary()
@@ -136,11 +136,11 @@ def test_sigterm_finishes_in_flight_then_nginx_answers_503(tmp_path: Path) -> No
         for thread in in_flight:
             thread.start()
         wait_for(lambda: _busy(stack), 10, "requests to reach the workers")
-        stack.gunicorn.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        stack.gunicorn.process.send_signal(signal.SIGTERM)
         for thread in in_flight:
             thread.join(timeout=30)
         assert [r.status_code for r in results] == [200, 200]
-        stack.gunicorn.wait(timeout=30)  # type: ignore[union-attr]
+        stack.gunicorn.process.wait(timeout=30)
         for path in ("/model/predict", "/readyz"):
             response = requests.post(stack.base_url + path, json={"data": {"x": [1.0]}})
             assert response.status_code == 503
@@ -189,7 +189,7 @@ def test_corrupted_model_file_keeps_serving_and_reload_says_why(demo_stack: Stac
     demo_stack.config.model_path.unlink()
     assert requests.post(predict_url(demo_stack), json=DEMO_BODY).json() == body
     assert requests.get(f"{demo_stack.base_url}/readyz").status_code == 200
-    os.kill(demo_stack.gunicorn.pid, signal.SIGHUP)  # type: ignore[union-attr]
+    os.kill(demo_stack.gunicorn.pid, signal.SIGHUP)
     log = demo_stack.run_dir / "gunicorn.log"
     wait_for(lambda: "reload of" in log.read_text(), 30, "the reload to fail")
     assert "signature does not match" in log.read_text()

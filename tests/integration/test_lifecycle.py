@@ -19,13 +19,13 @@ def test_broken_model_stops_gunicorn_with_the_loader_message(tmp_path: Path) -> 
     stack = start_stack(model, tmp_path / "run")
     with pytest.raises(StackError) as caught:
         stack.__enter__()
-    assert stack.gunicorn is not None and stack.gunicorn.returncode not in (0, None)
+    assert stack.gunicorn is not None and stack.gunicorn.process.returncode not in (0, None)
     assert "is not a valid pickle" in str(caught.value)
 
 
 def test_stack_context_manager_stops_processes(stack_model: Path, tmp_path: Path) -> None:
     with start_stack(stack_model, tmp_path / "run") as stack:
-        pids = [stack.gunicorn.pid, stack.nginx.pid, *stack.worker_pids()]  # type: ignore[union-attr]
+        pids = [stack.gunicorn.pid, stack.nginx.pid, *stack.worker_pids()]
         assert requests.get(stack.base_url + "/healthz", timeout=5).status_code == 200
     assert isinstance(stack, Stack)
     for pid in pids:

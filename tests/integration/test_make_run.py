@@ -8,6 +8,7 @@ is never written (one test proves it byte for byte).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deploy import model_choice
-from deploy.processes import free_port
+from deploy.processes import Child, free_port, group_pids
 from deploy.stack import ROOT
 from service.model import compat
 from tests.integration.conftest import shell_env, wait_for
@@ -37,6 +38,8 @@ from tests.integration.conftest import shell_env, wait_for
 EXAMPLE = ROOT / "examples" / "train.py"
 MAKE_LINE = re.compile(r"^make(\[\d+\])?: ")
 ROWS = {"tenure_months": [3.0, 40.0], "monthly_fee": [100.0, 20.5], "plan": ["pro", "basic"]}
+LAUNCHES = itertools.count()
+LOGS = {"nginx": "nginx-error.log", "gunicorn": "gunicorn.log"}
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -60,10 +63,9 @@ def processes_mentioning(text: str) -> list[int]:
 class Launch:
     """One `make run` in its own process group (as a terminal or systemd would start it)."""
 
-    process: subprocess.Popen[bytes]
+    make: Child
     run_dir: Path
     port: int
-    log: Path
 
     @property
     def url(self) -> str:
@@ -71,13 +73,20 @@ class Launch:
 
     @property
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.make.log.read_text(errors="replace")
 
     def launcher_pid(self) -> int:
         """deploy/run.py: make's child (the recipe execs it in place of the shell)."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return int(children[0])
+        [launcher] = children_of(self.make.pid)
+        return launcher
+
+    def servers(self) -> dict[str, int]:
+        """The launcher's children, nginx's and gunicorn's masters, by program."""
+        masters = children_of(self.launcher_pid())
+        return {
+            "nginx" if os.readlink(f"/proc/{pid}/exe").endswith("/nginx") else "gunicorn": pid
+            for pid in masters
+        }
 
     def ready(self) -> bool:
         try:
@@ -88,34 +97,35 @@ class Launch:
     def wait_ready(self) -> None:
         """Until the API answers and the console says so (its last start-up line)."""
         started = "Ctrl-C stops everything"
-        wait_for(lambda: started in self.output or self.process.poll() is not None, 120, "make run")
+        wait_for(lambda: started in self.output or not self.make.running(), 120, "make run")
         assert self.ready(), self.output
 
     def finish(self, timeout: float = 60) -> int:
-        return self.process.wait(timeout=timeout)
+        return self.make.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        self.make.stop()
         wait_for(lambda: not processes_mentioning(str(self.run_dir)), 30, "no process left")
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def make_run(run_dir: Path, model: Path | None = None, port: int | None = None) -> Launch:
     run_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    log = run_dir.parent / f"{run_dir.name}.console"
     args = ["make", "--no-print-directory", "run", f"RUN_DIR={run_dir}", f"PORT={port}"]
     args += [f"METRICS_PORT={free_port()}"] + ([f"MODEL={model}"] if model else [])
-    env = shell_env("MODEL", "MODEL_PATH")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Launch(process, run_dir, port, log)
+    make = Child.start(
+        "make run",
+        args,
+        log=run_dir.parent / f"{run_dir.name}.{next(LAUNCHES)}.console",
+        cwd=ROOT,
+        env=shell_env("MODEL", "MODEL_PATH"),
+        grace=60,
+    )
+    return Launch(make, run_dir, port)
 
 
 def our_lines(output: str) -> list[str]:
@@ -293,7 +303,7 @@ def test_make_run_stops_everything_however_it_is_stopped(
     try:
         launch.wait_ready()
         assert len(processes_mentioning(str(launch.run_dir))) >= 6  # make, launcher, 2+2+
-        group = launch.process.pid
+        group = launch.make.pid
         if how.endswith("group-twice"):
             sig = signal.SIGTERM if how.startswith("TERM") else signal.SIGINT
             os.killpg(group, sig)
@@ -307,6 +317,36 @@ def test_make_run_stops_everything_however_it_is_stopped(
             assert launch.output.splitlines()[-2:] == ["stopping", "stopped"]
     finally:
         launch.stop()
+    assert not launch.ready()
+
+
+@pytest.mark.parametrize("dying", ["nginx", "gunicorn"])
+def test_make_run_stops_everything_when_a_server_dies(
+    foreign_model: Path, tmp_path: Path, dying: str
+) -> None:
+    """Either master killed: the launcher says which, shows its log's end, stops the other
+    (workers included) and fails."""
+    launch = make_run(tmp_path / "run", foreign_model)
+    try:
+        launch.wait_ready()
+        masters = launch.servers()
+        assert sorted(masters) == ["gunicorn", "nginx"]
+        assert all(len(group_pids(pid)) >= 2 for pid in masters.values())  # master + workers
+        os.kill(masters[dying], signal.SIGKILL)
+        assert launch.finish() != 0
+        for pid in masters.values():
+            assert group_pids(pid) == [], f"process group {pid} outlived make run"
+    finally:
+        launch.stop()
+    log = launch.run_dir.resolve() / LOGS[dying]
+    lines = our_lines(launch.output)
+    [error] = [index for index, line in enumerate(lines) if line.startswith("error:")]
+    assert lines[error] == (
+        f"error: {dying} exited (killed by SIGKILL) while serving: stopping everything; "
+        f"the end of {log}:"
+    )
+    assert lines[error + 1 :] and all(line.startswith("  ") for line in lines[error + 1 :])
+    assert "Traceback" not in launch.output
     assert not launch.ready()
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import requests
 
-from deploy.processes import free_port
+from deploy.processes import Child, free_port
 from deploy.stack import ROOT, Stack
 from tests.integration.conftest import shell_env, wait_for
 from tests.integration.test_make_run import processes_mentioning
@@ -20,24 +19,23 @@ def test_make_monitor_scrapes_the_stack_and_stops_with_its_group(
 ) -> None:
     port = free_port()
     console = tmp_path / "console"
-    with console.open("wb") as out:
-        monitor = subprocess.Popen(
-            ["make", "--no-print-directory", "monitor", f"RUN_DIR={tmp_path}"]
-            + [f"METRICS_PORT={stack.config.metrics_port}", f"MONITOR_PORT={port}"],
-            cwd=ROOT,
-            env=shell_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    monitor = Child.start(
+        "make monitor",
+        ["make", "--no-print-directory", "monitor", f"RUN_DIR={tmp_path}"]
+        + [f"METRICS_PORT={stack.config.metrics_port}", f"MONITOR_PORT={port}"],
+        log=console,
+        cwd=ROOT,
+        env=shell_env(),
+        grace=60,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(
-            lambda: "Ctrl-C stops it" in console.read_text() or monitor.poll() is not None,
+            lambda: "Ctrl-C stops it" in console.read_text() or not monitor.running(),
             60,
             "make monitor",
         )
-        assert monitor.poll() is None, console.read_text()
+        assert monitor.running(), console.read_text()
 
         def target_up() -> bool:
             targets = requests.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
@@ -48,9 +46,8 @@ def test_make_monitor_scrapes_the_stack_and_stops_with_its_group(
         assert any(rule["name"] == "ModelServerNotReady" for g in groups for rule in g["rules"])
         os.killpg(monitor.pid, signal.SIGTERM)
         os.killpg(monitor.pid, signal.SIGTERM)
-        monitor.wait(timeout=60)
+        monitor.process.wait(timeout=60)
         wait_for(lambda: not processes_mentioning(str(tmp_path)), 30, "prometheus to exit")
     finally:
-        if monitor.poll() is None:
-            os.killpg(monitor.pid, signal.SIGKILL)
+        monitor.stop()
     assert "stopping" in console.read_text()

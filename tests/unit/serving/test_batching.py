@@ -33,7 +33,7 @@ def metrics() -> Metrics:
 def picky_model(delay: float) -> Model:
     pipeline = Pipeline([("m", DataFrameMapper([(["x"], None)])), ("clf", PickyClassifier(delay))])
     pipeline.fit(pd.DataFrame({"x": [-1.0, 1.0]}), [False, True])
-    return Model(pipeline, PICKY_SCHEMA, path=None, sha256="0" * 64, size=0, packed_sklearn=None)  # type: ignore[arg-type]
+    return Model(pipeline, PICKY_SCHEMA, path=None, sha256="0" * 64, size=0, packed_sklearn=None)
 
 
 def request(schema: Schema, document: Any) -> payload.Request:

@@ -1,4 +1,4 @@
-"""Issue 4's targets, checked against this run's figures.
+"""Pass/miss thresholds for our server against the naive one, judged on this run's figures.
 
 Throughput, latency, memory and cold start are judged against the naive server
 measured in the same run, so a slow or busy machine moves both sides. A naive run
