@@ -67,8 +67,9 @@ def _column_json(column: Column) -> dict[str, Any]:
 
 
 def native(value: Any) -> Any:
-    """A numpy or pandas scalar as the JSON-native Python value."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    """A numpy or pandas scalar as the JSON-native Python value; every missing marker
+    (NaN of any float width, ``pd.NA``, ``NaT``) is ``None``, since JSON has no NaN."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     return value.item() if isinstance(value, np.generic) else value
 
@@ -121,13 +122,28 @@ def _mapper_entries(first: Any) -> list[tuple[list[str], Any]]:
         for _, transformer, cols in first.transformers_:
             if transformer == "drop":
                 continue
-            names = list(first.feature_names_in_[cols]) if _is_index(cols) else list(cols)
-            entries.append(([str(n) for n in names], transformer))
+            entries.append(([str(n) for n in _selected(first, cols)], transformer))
         return entries
     return [
         ([cols] if isinstance(cols, str) else list(cols), transformer)
         for cols, transformer, *_ in first.features
     ]
+
+
+def _selected(first: ColumnTransformer, cols: Any) -> list[Any]:
+    """The column names a ColumnTransformer entry selects, in every form scikit-learn takes:
+    one name (a text vectorizer's column), names, positions, a mask, or a slice of either."""
+    if isinstance(cols, str):
+        return [cols]
+    if not isinstance(cols, slice) and not _is_index(cols):
+        return list(cols)
+    names = list(first.feature_names_in_)
+    if isinstance(cols, slice):
+        start = names.index(cols.start) if isinstance(cols.start, str) else cols.start
+        # A slice of names includes its end, as in pandas' .loc.
+        stop = names.index(cols.stop) + 1 if isinstance(cols.stop, str) else cols.stop
+        return names[slice(start, stop, cols.step)]
+    return list(np.asarray(names)[cols])
 
 
 def _is_index(cols: Any) -> bool:

@@ -56,4 +56,6 @@ class ModelThread:
                 outcome.extend(("ok", fn()))
             except Exception as exc:  # handed back to the caller's thread
                 outcome.extend(("error", exc))
+            except BaseException as exc:  # a model calling sys.exit must not end the thread
+                outcome.extend(("error", RuntimeError(f"the model raised {exc!r}")))
             finished.set()
