@@ -29,12 +29,22 @@ never has to guess a status code from a library's exception::
         ├── ArtifactUnreadable    500 artifact_unreadable
         └── ContractViolation     500 contract_violation
 
-The JSON body is ``{"error": {"code", "message", "details", "request_id"}}``.
+Every layer answers errors in one JSON shape, :class:`ErrorBody`:
+``{"error": {"code", "message", "details", "request_id"}}``. The app renders it
+(``service.http.app``), so does gunicorn for requests it cannot parse
+(``service.http.gunicorn_json``); nginx's own pages (``deploy/nginx/errors.conf``) are
+checked against it by a unit test, and the OpenAPI document reads its schema.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REQUEST_ID_PATTERN = "^[A-Za-z0-9._-]{1,128}$"
+"""Request ids the service echoes and logs (nginx's maps.conf keeps the same); anything else
+is replaced, so a header cannot inject text into a log line."""
 
 
 class ServiceError(Exception):
@@ -181,3 +191,39 @@ def every_error() -> list[type[ServiceError]]:
         return [cls, *(sub for child in cls.__subclasses__() for sub in below(child))]
 
     return below(ServiceError)
+
+
+def code_for(phrase: str) -> str:
+    """The error code for an HTTP reason phrase ("Method Not Allowed" is
+    ``method_not_allowed``): how werkzeug's and gunicorn's own errors are named."""
+    return phrase.lower().replace(" ", "_")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: `code` is stable, `message` is for people."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    code: str
+    message: str
+    details: dict[str, Any]
+    request_id: Annotated[str, Field(pattern=REQUEST_ID_PATTERN)] | None
+    """Also in the `X-Request-ID` header and the logs; null only from gunicorn, for a
+    request it could not parse (its headers were never read)."""
+
+
+class ErrorBody(BaseModel):
+    """The one error shape, whichever layer answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+    @classmethod
+    def of(
+        cls, code: str, message: str, details: dict[str, Any], request_id: str | None
+    ) -> ErrorBody:
+        """One error's body, validated: a malformed request id fails here, not in a client."""
+        return cls(
+            error=ErrorDetail(code=code, message=message, details=details, request_id=request_id)
+        )

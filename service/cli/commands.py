@@ -115,7 +115,7 @@ def check(artifact_path: Path, key_file: Path | None) -> None:
     if failure is not None:
         click.echo(f"error: {failure}", err=True)
         sys.exit(1)
-    click.echo(json.dumps(loaded.metadata(), indent=2))
+    click.echo(loaded.metadata().model_dump_json(indent=2))
 
 
 @cli.command("demo")

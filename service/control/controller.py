@@ -26,7 +26,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import SkipJsonSchema
 
 from service.control import candidate
 from service.control.store import Store, now, storage_errors, write_atomic
@@ -39,6 +42,7 @@ from service.errors import (
     StoreUnavailable,
 )
 from service.model import predictor, signing
+from service.model.predictor import Feature, ModelSummary, Sha256, Timestamp
 from service.serving.metrics import Metrics
 from service.serving.runtime import Runtime
 from service.settings import Settings
@@ -100,20 +104,69 @@ def _note_unserved_bootstrap(path: Path, active: str) -> None:
         )
 
 
-def features_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list[str]]:
+# ---- response models: what the admin API answers ------------------------------------------
+
+
+class VersionRecord(ModelSummary):
+    """A stored version, as the store records it."""
+
+    sha256: Sha256
+    uploaded_at: Timestamp
+    source: Literal["bootstrap", "upload"] | SkipJsonSchema[None] = None
+    """Absent from versions stored before uploads were told apart."""
+
+
+class ListedVersion(VersionRecord):
+    """A stored version, and whether it is the one served."""
+
+    active: bool
+
+
+class VersionList(BaseModel):
+    """The stored versions, newest upload first; the active one, and the rollback target."""
+
+    versions: list[ListedVersion]
+    active: Sha256 | None
+    previous: Sha256 | None
+
+
+class FeaturesDiff(BaseModel):
+    """Columns a version adds, removes, or reads with another type or nullability, against
+    the served one."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+class UploadedVersion(VersionRecord):
+    """Stored (not activated), with its feature changes."""
+
+    features_diff: FeaturesDiff
+
+
+class Activation(BaseModel):
+    """Activated: every worker serves it (their pids in `workers`)."""
+
+    active: VersionRecord
+    previous: Sha256 | None
+    workers: list[int]
+
+
+def features_diff(old: list[Feature], new: list[Feature]) -> FeaturesDiff:
     """Columns a candidate adds, removes, or reads with another type or nullability."""
-    before = {f["name"]: f for f in old}
-    after = {f["name"]: f for f in new}
-    return {
-        "added": sorted(after.keys() - before.keys()),
-        "removed": sorted(before.keys() - after.keys()),
-        "changed": sorted(
+    before = {f.name: f for f in old}
+    after = {f.name: f for f in new}
+    return FeaturesDiff(
+        added=sorted(after.keys() - before.keys()),
+        removed=sorted(before.keys() - after.keys()),
+        changed=sorted(
             name
             for name in before.keys() & after.keys()
-            if (before[name]["type"], before[name]["nullable"])
-            != (after[name]["type"], after[name]["nullable"])
+            if (before[name].type, before[name].nullable)
+            != (after[name].type, after[name].nullable)
         ),
-    }
+    )
 
 
 class Control:
@@ -131,7 +184,7 @@ class Control:
 
     def upload(
         self, stream: IO[bytes], signature: str | None, schema_json: bytes | None = None
-    ) -> dict[str, Any]:
+    ) -> UploadedVersion:
         """Stream an artifact to disk, verify it, check it in isolation, then store it."""
         fd, path = self.store.new_upload_file()
         schema_path = path.with_suffix(".schema.json")
@@ -154,8 +207,9 @@ class Control:
         finally:
             path.unlink(missing_ok=True)
             schema_path.unlink(missing_ok=True)
-        active = self.runtime.model.metadata()["features"]
-        return {**stored, "features_diff": features_diff(active, stored["features"])}
+        features = VersionRecord.model_validate(stored).features
+        diff = features_diff(self.runtime.model.metadata().features, features)
+        return UploadedVersion.model_validate({**stored, "features_diff": diff})
 
     def _receive(self, stream: IO[bytes], fd: int) -> tuple[str, str | None]:
         """Copy the body to ``fd`` within the size limit; its sha256 and HMAC."""
@@ -182,7 +236,7 @@ class Control:
 
     # ---- activation ----------------------------------------------------------------------
 
-    def activate(self, sha256: str) -> dict[str, Any]:
+    def activate(self, sha256: str) -> Activation:
         """Make a stored version the served one, in every worker, before returning."""
         self.store.require(sha256)
         with self._exclusive():
@@ -194,7 +248,8 @@ class Control:
                 if previous is not None:
                     self.store.activate(previous)
                 raise
-        return {"active": self.store.record(sha256), "previous": previous, "workers": workers}
+        active = VersionRecord.model_validate(self.store.record(sha256))
+        return Activation(active=active, previous=previous, workers=workers)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -236,8 +291,14 @@ class Control:
 
     # ---- listing and deleting --------------------------------------------------------------
 
-    def versions(self) -> list[dict[str, Any]]:
-        return self.store.versions()
+    def versions(self) -> VersionList:
+        return VersionList.model_validate(
+            {
+                "versions": self.store.versions(),
+                "active": self.store.active(),
+                "previous": self.store.previous(),
+            }
+        )
 
     def delete(self, sha256: str) -> None:
         self.store.delete(sha256)

@@ -17,6 +17,8 @@ import orjson
 from gunicorn.glogging import Logger
 from gunicorn.util import write_nonblock
 
+from service.errors import ErrorBody, code_for
+
 
 class JsonAccessLogger(Logger):
     """gunicorn's logger with access lines rendered as JSON, carrying nginx's request id."""
@@ -45,16 +47,8 @@ def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
 
     No request id: the request could not be parsed, so its headers were never read.
     """
-    body = orjson.dumps(
-        {
-            "error": {
-                "code": reason.lower().replace(" ", "_"),
-                "message": f"{reason}: {mesg[:200]}" if mesg else reason,
-                "details": {},
-                "request_id": None,
-            }
-        }
-    )
+    message = f"{reason}: {mesg[:200]}" if mesg else reason
+    body = ErrorBody.of(code_for(reason), message, {}, None).model_dump_json().encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -1,19 +1,38 @@
-"""The HTTP API: routes only. Work is delegated to the runtime; errors to ``service.http.app``."""
+"""The HTTP API: routes, each with its documentation. Work is delegated to the runtime;
+errors to ``service.http.app``."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, request, send_file
+from pydantic import BaseModel
 
 from service.errors import NotReady, UnsupportedMediaType
 from service.http.auth import require_token
-from service.serving.runtime import Runtime
+from service.http.openapi import Reply, operation, parameter, prediction_details
+from service.model.predictor import ModelMetadata, Prediction, Sha256
+from service.serving.runtime import Runtime, Usage
 
 bp = Blueprint("api", __name__)
 
 DOWNLOAD_NAME = "pipeline.pkl"
+NOT_READY = "The model is not ready (`not_ready`, with the reason), or no worker answered."
+
+
+class Alive(BaseModel):
+    """Alive."""
+
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    """Ready to serve."""
+
+    status: Literal["ready"]
+    reason: str
+    sha256: Sha256
 
 
 def runtime() -> Runtime:
@@ -21,31 +40,68 @@ def runtime() -> Runtime:
 
 
 @bp.get("/healthz")
-def health() -> Any:
+@operation("probes", "Liveness: the process answers, whatever the model's state", {200: Alive})
+def health() -> Alive:
     """Liveness: answers while the process can serve HTTP, whatever the model's state."""
-    return {"status": "ok"}
+    return Alive(status="ok")
 
 
 @bp.get("/readyz")
-def ready() -> Any:
+@operation(
+    "probes",
+    "Readiness: the model is loaded and its warm-up prediction passed",
+    {200: Ready, 503: NOT_READY},
+)
+def ready() -> Ready:
     """Readiness: a load balancer sends traffic only after the warm-up prediction succeeded."""
     readiness = runtime().readiness
     if not readiness.ready:
         raise NotReady(readiness.reason)
-    return {"status": "ready", "reason": readiness.reason, "sha256": runtime().model.sha256}
+    return Ready(status="ready", reason=readiness.reason, sha256=runtime().model.sha256)
 
 
 @bp.get("/usage")
-def usage() -> Any:
+@operation("model", "How to call the API, with a working example for this model", {200: Usage})
+def usage() -> Usage:
     return runtime().usage(request.host_url)
 
 
 @bp.get("/model")
-def model() -> Any:
+@operation(
+    "model",
+    "The served model: features, steps, task, classes, sha256, versions",
+    {200: ModelMetadata},
+)
+def model() -> ModelMetadata:
     return runtime().model.metadata()
 
 
 @bp.get("/model/download")
+@operation(
+    "model",
+    "The served artifact's bytes (ETag: its sha256)",
+    {
+        200: Reply(
+            "The artifact.",
+            media=("application/octet-stream",),
+            headers={
+                name: {"schema": {"type": "string"}, "required": True}
+                for name in ("ETag", "Content-Disposition")
+            },
+        ),
+        304: "Not modified: the ETag sent is the served artifact's.",
+    },
+    parameters=(
+        parameter(
+            "header",
+            "If-None-Match",
+            {"type": "string"},
+            "The sha256 you hold, quoted: 304 if it is still the served one.",
+            required=False,
+        ),
+    ),
+    secured=lambda settings: settings.download_requires_token,
+)
 def download() -> Response:
     """The artifact's bytes; behind nginx, nginx streams the file so no worker is held."""
     settings = runtime().settings
@@ -74,17 +130,29 @@ def download() -> Response:
 
 
 @bp.post("/model/predict")
-def predict() -> Any:
+@operation(
+    "model",
+    "Predictions for rows sent as columns or as records",
+    {
+        200: Prediction,
+        400: "Not JSON (`malformed_json`), or the wrong shape (`bad_request`): `data` "
+        "missing or neither columns nor records, unknown field, bad `output`.",
+        413: "More rows than MAX_ROWS (`too_many_rows`) or a body over MAX_BODY_BYTES "
+        "(`request_entity_too_large`).",
+        415: "The body is not `application/json`.",
+        422: "`schema_violation` (missing or unknown column, wrong type, ragged or empty "
+        "data, null or unknown category where not allowed), `prediction_failed`, "
+        "`output_not_supported`.",
+        503: NOT_READY,
+    },
+    details=prediction_details,
+)
+def predict() -> Prediction:
+    """The hot path: the body goes to the runtime as bytes, the answer comes back unvalidated."""
     if not request.is_json:
         raise UnsupportedMediaType(
             f"send the body as application/json, not {request.mimetype or 'no content type'!r}",
             details={"content_type": request.content_type},
         )
-    result, rows, sha256 = runtime().predict(request.get_data(cache=False))
-    body: dict[str, Any] = {"predictions": result.predictions}
-    if result.probabilities is not None:
-        body["probabilities"] = result.probabilities
-        body["classes"] = result.classes
-    body["model"] = {"sha256": sha256}
-    body["rows"] = rows
-    return jsonify(body)
+    prediction, _, _ = runtime().predict(request.get_data(cache=False))
+    return prediction

@@ -2,6 +2,8 @@
 
 This is the only module the HTTP layer asks for predictions; it alone touches
 the pipeline, which keeps scikit-learn and pandas out of ``service.http.routes``.
+Its answers are response models (pydantic): the routes return them as they are and the
+OpenAPI document reads their schema, so each shape is declared here once.
 """
 
 from __future__ import annotations
@@ -9,27 +11,109 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import sklearn
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sklearn.base import is_classifier
+from typing_extensions import TypedDict
 
 from service.errors import ContractViolation, OutputNotSupported, PredictionFailed
-from service.model import artifact, contract, payload, schema
+from service.model import artifact, contract, payload, schema, signing
 
-OUTPUTS = ("predict", "proba", "both")
+Output = Literal["predict", "proba", "both"]
+OUTPUTS: tuple[Output, ...] = get_args(Output)
+Sha256 = Annotated[str, Field(pattern=signing.HEX_SHA256.pattern)]
+"""A version's identity: its artifact's sha256, lowercase hex."""
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Label = str | int | float | bool
+"""A class label, or a regressor's number."""
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass
-class Prediction:
-    """What one predict call returns, already JSON-native."""
+# ---- response models: what GET /model and POST /model/predict answer -------------------------
 
-    predictions: list[Any]
-    probabilities: list[list[float]] | None = None
-    classes: list[Any] | None = None
+
+class Feature(BaseModel):
+    """One input column, as a request must carry it."""
+
+    name: str
+    type: str = Field(json_schema_extra={"enum": list(schema.KINDS)})
+    required: bool
+    nullable: bool
+    categories: list[Any] | None
+
+
+Step = TypedDict("Step", {"name": str, "class": str})
+"""One pipeline step (a TypedDict: ``class`` is a keyword, not an attribute name)."""
+
+
+class Toolchain(BaseModel):
+    """scikit-learn's and Python's versions; null when unknown."""
+
+    sklearn: str | None
+    python: str | None
+
+
+class Versions(BaseModel):
+    """What the artifact was packed with, and what runs it."""
+
+    packed: Toolchain
+    running: Toolchain
+
+
+class ModelSummary(BaseModel):
+    """What the version store keeps of a model: enough to list and compare versions."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    features: list[Feature]
+    model_type: str
+    task: Literal["classifier", "regressor"]
+    size_bytes: int = Field(ge=0)
+    versions: Versions
+    packed_at: str | None
+
+
+class ModelMetadata(ModelSummary):
+    """The served model: features, steps, task, classes, identity and versions."""
+
+    steps: list[Step]
+    classes: list[Label] | None
+    outputs: list[Output]
+    sha256: Sha256
+    loaded_at: Timestamp
+    schema_source: str
+
+
+class ServedVersion(BaseModel):
+    """The version that computed the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: Sha256
+
+
+class Prediction(BaseModel):
+    """Predictions, and probabilities if asked, with the version and row count.
+
+    Built without validation by :meth:`Model.render`: the lists are numpy's own ``tolist()``
+    and can hold thousands of rows. A field left unset is left out of the response.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    predictions: list[Label] = Field(min_length=1)
+    probabilities: list[list[Probability]] | SkipJsonSchema[None] = None
+    """One row per input row, one probability per class, in `classes` order."""
+    classes: list[Label] | SkipJsonSchema[None] = None
+    model: ServedVersion
+    rows: int = Field(ge=1)
 
 
 @dataclass
@@ -103,14 +187,21 @@ class Model:
         labels, proba = self.score(frame, proba=output != "predict")
         return self.render(labels, proba)
 
+    @cached_property
+    def served(self) -> ServedVersion:
+        """This version, as every answer names it."""
+        return ServedVersion.model_construct(sha256=self.sha256)
+
     def render(self, labels: np.ndarray, proba: np.ndarray | None) -> Prediction:
-        """Arrays to the response's JSON-native lists (no numpy scalars reach the JSON)."""
-        if proba is None:
-            return Prediction(predictions=np.asarray(labels).tolist())
-        return Prediction(
-            predictions=np.asarray(labels).tolist(),
-            probabilities=np.asarray(proba, dtype=float).tolist(),
-            classes=self.classes,
+        """Arrays to the response's JSON-native lists (no numpy scalars reach the JSON),
+        unvalidated: every request pays for this, and a list can hold 10,000 rows."""
+        predictions = np.asarray(labels).tolist()
+        asked: dict[str, Any] = {}
+        if proba is not None:
+            probabilities = np.asarray(proba, dtype=float).tolist()
+            asked = {"probabilities": probabilities, "classes": self.classes}
+        return Prediction.model_construct(
+            predictions=predictions, **asked, model=self.served, rows=len(predictions)
         )
 
     def warm_up(self) -> str | None:
@@ -127,41 +218,41 @@ class Model:
             return f"warm-up prediction on the example row failed: {exc}"
         return None
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> ModelMetadata:
         """What ``GET /model`` shows: features, steps, task, identity and versions."""
-        return {
-            "features": [
-                {
-                    "name": c.name,
-                    "type": c.kind,
-                    "required": not c.nullable,
-                    "nullable": c.nullable,
-                    "categories": None if c.categories is None else list(c.categories),
-                }
+        return ModelMetadata(
+            features=[
+                Feature(
+                    name=c.name,
+                    type=c.kind,
+                    required=not c.nullable,
+                    nullable=c.nullable,
+                    categories=None if c.categories is None else list(c.categories),
+                )
                 for c in self.schema.columns
             ],
-            "steps": [{"name": n, "class": type(s).__name__} for n, s in self.pipeline.steps],
-            "model_type": type(self.estimator).__name__,
-            "task": "classifier" if is_classifier(self.estimator) else "regressor",
-            "classes": self.classes,
-            "outputs": list(OUTPUTS) if self.has_proba else ["predict"],
-            "sha256": self.sha256,
-            "size_bytes": self.size,
-            "loaded_at": self.loaded_at,
-            "schema_source": self.schema.source,
-            "versions": {
-                "packed": {
-                    "sklearn": self.schema.packed.get("sklearn") or self.packed_sklearn,
-                    "python": self.schema.packed.get("python"),
-                },
-                "running": {"sklearn": sklearn.__version__, "python": platform.python_version()},
-            },
-            "packed_at": self.schema.packed.get("packed_at"),
-        }
+            steps=[{"name": n, "class": type(s).__name__} for n, s in self.pipeline.steps],
+            model_type=type(self.estimator).__name__,
+            task="classifier" if is_classifier(self.estimator) else "regressor",
+            classes=self.classes,
+            outputs=list(OUTPUTS) if self.has_proba else ["predict"],
+            sha256=self.sha256,
+            size_bytes=self.size,
+            loaded_at=self.loaded_at,
+            schema_source=self.schema.source,
+            versions=Versions(
+                packed=Toolchain(
+                    sklearn=self.schema.packed.get("sklearn") or self.packed_sklearn,
+                    python=self.schema.packed.get("python"),
+                ),
+                running=Toolchain(sklearn=sklearn.__version__, python=platform.python_version()),
+            ),
+            packed_at=self.schema.packed.get("packed_at"),
+        )
 
     def record(self) -> dict[str, Any]:
         """What the version store keeps about this model: enough to list and compare."""
-        return version_record(self.metadata())
+        return version_record(self.metadata().model_dump())
 
 
 def _require_finite(values: np.ndarray, what: str) -> None:
@@ -176,9 +267,8 @@ def _require_finite(values: np.ndarray, what: str) -> None:
 
 
 def version_record(metadata: dict[str, Any]) -> dict[str, Any]:
-    """A store record from ``metadata()`` (also from a candidate check's JSON output)."""
-    keys = ("model_type", "task", "features", "packed_at", "size_bytes", "versions")
-    return {key: metadata.get(key) for key in keys}
+    """A store record from the JSON of ``metadata()`` (also a candidate check's output)."""
+    return ModelSummary.model_validate(metadata).model_dump()
 
 
 def _schema_for(pipeline: Any, schema_path: Path) -> schema.Schema:

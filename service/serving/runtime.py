@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from service.errors import NotReady, ReloadFailed
 from service.model import payload
@@ -22,6 +23,25 @@ from service.serving.metrics import Metrics
 from service.settings import Settings
 
 log = logging.getLogger("service.serving.runtime")
+
+
+class PredictUsage(BaseModel):
+    """How to call `POST /model/predict`, with a request the served model accepts."""
+
+    content_type: str
+    body: dict[str, str]
+    features: list[str]
+    max_rows: int
+    example_request: dict[str, Any]
+    curl: str
+
+
+class Usage(BaseModel):
+    """How to call the API, with a working example for this model."""
+
+    service: str
+    endpoints: dict[str, str]
+    predict: PredictUsage
 
 
 @dataclass(frozen=True)
@@ -106,13 +126,13 @@ class Runtime:
         self.metrics.rows.inc(request.rows)
         return result, request.rows, serving.model.sha256
 
-    def usage(self, base_url: str) -> dict[str, Any]:
+    def usage(self, base_url: str) -> Usage:
         """How to call the API, with a request built from this model's example row."""
         example = {"data": {k: [v] for k, v in self.model.schema.example.items()}}
         outputs = "predict" if not self.model.has_proba else '"predict", "proba" or "both"'
-        return {
-            "service": "scikit-learn pipeline server",
-            "endpoints": {
+        return Usage(
+            service="scikit-learn pipeline server",
+            endpoints={
                 "GET /usage": "this page",
                 "GET /model": "model metadata: features, steps, task, classes, versions",
                 "GET /model/download": "the artifact (ETag: its sha256)",
@@ -122,22 +142,22 @@ class Runtime:
                 "GET /openapi.json": "the OpenAPI 3.1 contract, built from this model's schema",
                 "GET /docs": "the contract as a browsable page",
             },
-            "predict": {
-                "content_type": "application/json",
-                "body": {
+            predict=PredictUsage(
+                content_type="application/json",
+                body={
                     "data": "columns {column: [values]} or records [{column: value}]",
                     "output": f"optional: {outputs}",
                 },
-                "features": [c.name for c in self.model.schema.columns],
-                "max_rows": self.settings.max_rows,
-                "example_request": example,
-                "curl": (
+                features=[c.name for c in self.model.schema.columns],
+                max_rows=self.settings.max_rows,
+                example_request=example,
+                curl=(
                     f"curl -s -X POST {base_url}model/predict "
                     "-H 'Content-Type: application/json' "
                     f"-d '{_compact(example)}'"
                 ),
-            },
-        }
+            ),
+        )
 
 
 def _compact(document: Any) -> str:

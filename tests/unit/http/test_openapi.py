@@ -8,6 +8,7 @@ schemas with what the service really accepts and answers.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,14 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from werkzeug.routing import Rule
 
-from service.errors import ServiceError
+from service.errors import ErrorBody, ServiceError
 from service.http import openapi
 from service.http.app import create_app
-from service.model import payload
+from service.model import payload, signing
 from service.model.predictor import OUTPUTS
 from service.model.schema import Column, Schema
 from service.settings import Settings
-from tests.unit.conftest import ADMIN_TOKEN
+from tests.unit.conftest import ADMIN_TOKEN, SIGNING_KEY
 
 ROW = {"age": 30, "income": 42000.0, "debt_ratio": 0.2, "region": "north", "employment": "salaried"}
 
@@ -56,9 +57,9 @@ def operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ---- complete and valid -----------------------------------------------------------------------
 
 
-def test_every_registered_endpoint_is_documented_and_nothing_else(app: Flask) -> None:
-    registered = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert registered == set(openapi.OPERATIONS)
+def test_every_registered_view_declares_its_operation(app: Flask) -> None:
+    for rule in app.url_map.iter_rules():
+        assert openapi.declaration_of(app, rule).responses, rule.endpoint
 
 
 def test_every_route_and_method_is_an_operation(app: Flask, document: dict[str, Any]) -> None:
@@ -136,6 +137,34 @@ def test_error_codes_come_from_the_exception_tree() -> None:
     assert "store_unavailable" in openapi.error_codes(507)
 
 
+ROOT = Path(__file__).resolve().parents[3]
+NGINX_PAGE = re.compile(r"return (\d{3}) '(\{.*\})';")
+"""An nginx error page: ``return <status> '<JSON body>';`` (deploy/nginx/errors.conf)."""
+
+
+def nginx_pages() -> list[tuple[int, str]]:
+    """Each JSON page nginx answers itself, with its variables given sample values."""
+    text = (ROOT / "deploy" / "nginx" / "errors.conf").read_text()
+    samples = {"$req_id": "0123456789abcdef", "${MAX_BODY_BYTES}": str(Settings.max_body_bytes)}
+    pages = []
+    for status, body in NGINX_PAGE.findall(text):
+        for variable, value in samples.items():
+            body = body.replace(variable, value)
+        pages.append((int(status), body))
+    return pages
+
+
+def test_nginx_error_pages_are_the_error_shape_with_the_codes_documented() -> None:
+    """nginx's pages are hand-written JSON: each must parse as the one error shape, and
+    carry the code the document lists for its status (the codes are read from here)."""
+    found: dict[int, set[str]] = {}
+    for status, body in nginx_pages():
+        error = ErrorBody.model_validate_json(body).error
+        assert error.code in openapi.error_codes(status), (status, error.code)
+        found.setdefault(status, set()).add(error.code)
+    assert found == {status: set(codes) for status, codes in openapi.NGINX_CODES.items()}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [
@@ -186,22 +215,66 @@ def test_real_predictions_match_the_response_schema(
 ) -> None:
     response = client.post("/model/predict", json={"data": [ROW, ROW], "output": output})
     assert response.status_code == 200
-    validator(document, "PredictionResponse").validate(response.get_json())
+    validator(document, "Prediction").validate(response.get_json())
 
 
 def test_a_wrong_prediction_response_is_caught(document: dict[str, Any]) -> None:
     wrong = {"predictions": ["maybe"], "model": {"sha256": "0" * 64}, "rows": 1}
-    assert not validator(document, "PredictionResponse").is_valid(wrong)
+    assert not validator(document, "Prediction").is_valid(wrong)
 
 
-def test_real_metadata_and_probes_match_their_schemas(
-    client: FlaskClient, document: dict[str, Any]
+def response_validator(
+    document: dict[str, Any], operation_id: str, status: int
+) -> jsonschema.Draft202012Validator:
+    """A validator for the JSON body an operation documents for ``status``."""
+    content = operations(document)[operation_id]["responses"][str(status)]["content"]
+    return jsonschema.Draft202012Validator(
+        {**content["application/json"]["schema"], "components": document["components"]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "path"),
+    [
+        ("api.health", "/healthz"),
+        ("api.ready", "/readyz"),
+        ("api.usage", "/usage"),
+        ("api.model", "/model"),
+        ("openapi.spec", "/openapi.json"),
+        ("admin.list_versions", "/admin/models"),
+    ],
+)
+def test_every_json_body_read_matches_its_documented_schema(
+    client: FlaskClient, document: dict[str, Any], operation_id: str, path: str
 ) -> None:
-    validator(document, "ModelMetadata").validate(client.get("/model").get_json())
+    response = client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert (response.status_code, response.mimetype) == (200, "application/json")
+    response_validator(document, operation_id, 200).validate(response.get_json())
+
+
+def test_admin_answers_match_their_documented_schemas(
+    client: FlaskClient, document: dict[str, Any], regressor_path: Path
+) -> None:
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    listing = client.get("/admin/models", headers=admin).get_json()
-    for record in listing["versions"]:
-        validator(document, "VersionRecord").validate(record)
+    data = regressor_path.read_bytes()
+    signature = signing.sign(data, SIGNING_KEY.encode())
+    uploaded = client.post(
+        "/admin/models",
+        data=data,
+        headers={
+            **admin,
+            "Content-Type": "application/octet-stream",
+            "X-Model-Signature": signature,
+        },
+    )
+    response_validator(document, "admin.upload.post", 201).validate(uploaded.get_json())
+    first = client.get("/model").get_json()["sha256"]
+    sha256 = uploaded.get_json()["sha256"]
+    activated = client.post(f"/admin/models/{sha256}/activate", headers=admin)
+    response_validator(document, "admin.activate.post", 200).validate(activated.get_json())
+    deleted = client.delete(f"/admin/models/{first}", headers=admin)
+    response_validator(document, "admin.delete.delete", 200).validate(deleted.get_json())
+    assert deleted.get_json() == {"deleted": first}
 
 
 def test_a_regressor_documents_numbers_and_no_probabilities(
@@ -217,12 +290,10 @@ def test_a_regressor_documents_numbers_and_no_probabilities(
     columns = request["properties"]["data"]["oneOf"][0]
     assert columns["required"] == ["size", "rooms", "city"]
     assert "enum" not in columns["properties"]["city"]["items"]  # handle_unknown="ignore"
-    response = document["components"]["schemas"]["PredictionResponse"]
+    response = document["components"]["schemas"]["Prediction"]
     assert "probabilities" not in response["properties"]
     body = {"data": [{"size": 50.0, "rooms": 2.0, "city": "nice"}]}
-    validator(document, "PredictionResponse").validate(
-        client.post("/model/predict", json=body).get_json()
-    )
+    validator(document, "Prediction").validate(client.post("/model/predict", json=body).get_json())
 
 
 def test_download_security_follows_the_settings(settings: Settings) -> None:
@@ -324,29 +395,3 @@ def test_closed_numeric_categories_are_refused_like_the_document_says(tmp_path: 
     assert not jsonschema.Draft202012Validator(request).is_valid(body)
     schema = Schema(columns=columns, example={"k": 1.0}, source="test")
     assert not accepted(body, schema, settings)
-
-
-# ---- the documentation page --------------------------------------------------------------------
-
-
-def test_the_docs_page_loads_swagger_ui_from_this_server(client: FlaskClient) -> None:
-    page = client.get("/docs")
-    assert page.status_code == 200
-    assert page.mimetype == "text/html"
-    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-    html = page.get_data(as_text=True)
-    assert "http" not in html  # nothing from a CDN
-    for name, mimetype in openapi.ASSETS.items():
-        assert f"/docs/{name}" in html
-        asset = client.get(f"/docs/{name}")
-        assert (asset.status_code, asset.mimetype) == (200, mimetype), name
-        assert asset.data
-    assert b"/openapi.json" in client.get("/docs/initializer.js").data
-
-
-def test_an_unknown_docs_asset_is_a_json_404(client: FlaskClient) -> None:
-    response = client.get("/docs/../../etc/passwd")
-    assert response.status_code == 404
-    response = client.get("/docs/secret.js")
-    assert response.status_code == 404
-    assert response.get_json()["error"]["code"] == "not_found"

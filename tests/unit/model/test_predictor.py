@@ -139,14 +139,14 @@ def test_regressor_has_no_proba(regressor_path: Path) -> None:
 
 def test_metadata_describes_the_model(model_path: Path) -> None:
     meta = predictor.load(model_path).metadata()
-    assert meta["model_type"] == "LogisticRegression"
-    assert meta["task"] == "classifier"
-    assert meta["classes"] == ["approved", "declined"]
-    assert [s["class"] for s in meta["steps"]] == ["DataFrameMapper", "LogisticRegression"]
-    assert meta["size_bytes"] == model_path.stat().st_size
-    assert meta["versions"]["packed"]["sklearn"] == meta["versions"]["running"]["sklearn"]
-    assert len(meta["sha256"]) == 64
-    assert np.all([f["required"] for f in meta["features"]])
+    assert meta.model_type == "LogisticRegression"
+    assert meta.task == "classifier"
+    assert meta.classes == ["approved", "declined"]
+    assert [s["class"] for s in meta.steps] == ["DataFrameMapper", "LogisticRegression"]
+    assert meta.size_bytes == model_path.stat().st_size
+    assert meta.versions.packed.sklearn == meta.versions.running.sklearn
+    assert len(meta.sha256) == 64
+    assert np.all([f.required for f in meta.features])
 
 
 def test_overflowing_inputs_are_refused_not_rendered_as_null() -> None:
