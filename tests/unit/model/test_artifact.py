@@ -4,7 +4,6 @@ way unpickling fails reported as the service's own error."""
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from pathlib import Path
 
@@ -74,11 +73,15 @@ def test_a_directory_is_not_an_artifact(tmp_path: Path) -> None:
         artifact.read_bytes(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
-def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
+def test_an_unreadable_file_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the process may not read (root reads any mode, so the refusal is simulated)."""
     path = tmp_path / "pipeline.pkl"
     path.write_bytes(b"x")
-    path.chmod(0)
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     with pytest.raises(ArtifactUnreadable, match="is not readable"):
         artifact.read_bytes(path)
 
