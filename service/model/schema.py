@@ -103,11 +103,14 @@ def _columns_for(names: list[str], transformer: Any) -> list[Column]:
     columns = []
     for position, name in enumerate(names):
         cats = _categories(encoder, position)
-        is_text = cats is not None and all(isinstance(v, str) for v in cats)
+        # a missing value among the categories (None, from NaN) is one the encoder
+        # learnt: the column's kind is that of the others, and null is a valid input
+        is_text = cats is not None and all(isinstance(v, str) for v in cats if v is not None)
         columns.append(
             Column(
                 name,
                 kind="string" if is_text or cats is None else "number",
+                nullable=cats is not None and None in cats,
                 categories=cats,
                 unknown_categories=tolerant,
             )
@@ -151,12 +154,63 @@ def _is_index(cols: Any) -> bool:
     return array.dtype.kind in "iub"
 
 
+def _passed_through(first: Any) -> list[str]:
+    """The columns a DataFrameMapper with ``default=None`` passes through untouched.
+
+    The fitted mapper does not record its input columns: ``fit`` keeps nothing of the
+    unselected ones. Its ``transform`` (which ``Pipeline.fit`` runs, as
+    ``fit_transform``) writes ``transformed_names_``, kept in the pickle: each entry's
+    output names, then the passed-through columns under their own names. They are what
+    remains once each entry's names, as the mapper's own ``get_names`` spells them, are
+    matched in order; when the names do not parse, none are inferred.
+    """
+    if isinstance(first, ColumnTransformer) or getattr(first, "default", False) is not None:
+        return []
+    names = list(getattr(first, "transformed_names_", None) or [])
+    start = 0
+    for feature in getattr(first, "built_features", None) or first.features:
+        width = _entry_width(first, feature, names[start:])
+        if width is None:
+            return []
+        start += width
+    rest = names[start:]
+    read = {n for cols, _ in _mapper_entries(first) for n in cols} | set(first.drop_cols)
+    if len(set(rest)) < len(rest) or any(not isinstance(n, str) or n in read for n in rest):
+        return []
+    return rest
+
+
+def _entry_width(mapper: Any, feature: Any, names: list[str]) -> int | None:
+    """How many of ``names`` one mapper entry wrote: the longest run spelled as its
+    ``get_names`` spells that many output columns (it needs their count only)."""
+    columns, transformer, *rest = feature
+    options = rest[0] if rest else {}
+    alias = options.get("alias")
+    prefix, suffix = options.get("prefix", ""), options.get("suffix", "")
+    joined = columns if isinstance(columns, str) else "_".join(map(str, columns))
+    stem = prefix + (joined if alias is None else alias)
+    run = next((i for i, n in enumerate(names) if not str(n).startswith(stem)), len(names))
+    for width in range(run, 0, -1):
+        try:
+            spelled = mapper.get_names(
+                columns, transformer, np.empty((0, width)), alias, prefix, suffix
+            )
+        except (AttributeError, TypeError, ValueError):  # a transformer's own names failed
+            return None
+        if names[:width] == list(spelled):
+            return width
+    return None
+
+
 def infer(pipeline: Pipeline) -> Schema:
     """The schema the fitted first step reveals; numeric unless an encoder says otherwise."""
     seen: dict[str, Column] = {}
-    for names, transformer in _mapper_entries(pipeline.steps[0][1]):
+    first = pipeline.steps[0][1]
+    for names, transformer in _mapper_entries(first):
         for column in _columns_for(names, transformer):
             seen.setdefault(column.name, column)
+    for name in _passed_through(first):
+        seen.setdefault(name, Column(name))
     columns = tuple(seen.values())
     return Schema(columns=columns, example=example_row(columns), source="pipeline")
 
@@ -191,7 +245,7 @@ def from_sample(pipeline: Pipeline, sample: pd.DataFrame) -> Schema:
         Column(
             c.name,
             kind=kind_of(sample[c.name].dtype) if c.categories is None else c.kind,
-            nullable=bool(sample[c.name].isna().any()),
+            nullable=c.nullable or bool(sample[c.name].isna().any()),
             categories=c.categories,
             unknown_categories=c.unknown_categories,
         )

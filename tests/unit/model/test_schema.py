@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,10 +16,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import LabelBinarizer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from service.errors import ArtifactUnreadable
-from service.model import compat, schema
+from service.model import compat, payload, schema
 from service.model.schema import Column, Schema
 
 compat.install()
@@ -236,3 +237,68 @@ def test_a_broken_schema_file_is_an_unreadable_artifact(
 def test_a_missing_schema_file_is_an_unreadable_artifact(tmp_path: Path) -> None:
     with pytest.raises(ArtifactUnreadable, match="No such file"):
         schema.load(tmp_path / "absent.schema.json")
+
+
+def test_text_categories_with_a_missing_value_stay_text_and_accept_null() -> None:
+    """The encoder learnt the missing value as a category: null is a valid input, and the
+    column stays text (it used to be called a number, so the service refused its text)."""
+    frame = FRAME.assign(c=pd.array(["x", None, "y", "x"], dtype="str"))
+    pipeline = fitted(
+        ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["c"])]), frame
+    )
+    inferred = schema.infer(pipeline)
+    assert {c.name: (c.kind, c.nullable, c.categories) for c in inferred.columns} == {
+        "c": ("string", True, ("x", "y", None))
+    }
+    assert list(payload.validate(inferred, {"c": ["y", None]}, unknown="reject")) == ["c"]
+    # a sample without nulls does not take the null away
+    assert schema.from_sample(pipeline, FRAME).columns == inferred.columns
+
+
+def test_numeric_categories_with_a_missing_value_accept_null() -> None:
+    frame = FRAME.assign(e=[0.0, np.nan, 1.0, 0.0])
+    first = ColumnTransformer([("ord", OrdinalEncoder(encoded_missing_value=-1), ["e"])])
+    (column,) = schema.infer(fitted(first, frame)).columns
+    assert (column.kind, column.nullable, column.categories) == ("number", True, (0.0, 1.0, None))
+
+
+PASSED_THROUGH: dict[str, tuple[list[tuple[Any, ...]], tuple[str, ...]]] = {
+    "encoded column, then a look-alike": ([(["c"], OneHotEncoder())], ("c", "c_x", "a", "b", "d")),
+    "class names, alias and prefix": (
+        [("c", LabelBinarizer(), {"alias": "colour", "prefix": "p_"})],
+        ("c", "c_x", "a", "b", "d"),
+    ),
+    "two columns through a transformer list": (
+        [(["a", "b"], [StandardScaler()]), (["c"], OrdinalEncoder())],
+        ("a", "b", "c", "c_x", "d"),
+    ),
+}
+
+
+@pytest.mark.parametrize(("entries", "names"), PASSED_THROUGH.values(), ids=PASSED_THROUGH.keys())
+def test_mapper_default_none_adds_the_columns_it_passes_through(
+    entries: list[tuple[Any, ...]], names: tuple[str, ...]
+) -> None:
+    """After the mapper's entries come the columns it passes through, in the frame's order,
+    read from the names its last transform wrote (they survive pickling)."""
+    frame = FRAME.assign(c=["x", "y", "z", "x"], c_x=[3.0, 1.0, 2.0, 0.0])
+    frame = frame[["c", "c_x", "a", "b", "d"]]
+    fresh = fitted(DataFrameMapper(entries, default=None), frame)
+    pipeline = cloudpickle.loads(cloudpickle.dumps(fresh))
+    inferred = schema.infer(pipeline)
+    assert inferred.names == names
+    assert inferred.columns[names.index("d")] == Column("d")  # numeric until a sample says
+    assert schema.from_sample(pipeline, frame).columns[names.index("d")].kind == "integer"
+
+
+def test_mapper_default_none_leaves_out_dropped_columns() -> None:
+    mapper = DataFrameMapper([(["c"], OneHotEncoder())], default=None, drop_cols=["b", "e"])
+    assert schema.infer(fitted(mapper)).names == ("c", "a", "d")
+
+
+def test_passed_through_columns_are_not_guessed_when_the_names_do_not_parse() -> None:
+    """A mapper fitted with ``fit`` alone, never transformed, wrote no names: only its
+    entries are known."""
+    pipeline = fitted(DataFrameMapper([(["c"], OneHotEncoder())], default=None))
+    pipeline.steps[0][1].transformed_names_ = []
+    assert schema.infer(pipeline).names == ("c",)
