@@ -74,6 +74,11 @@ class Settings:
     """How long a batch may wait to fill before it runs. 0: never wait, batch only what
     queued while the previous call ran (no added latency when idle)."""
 
+    fast_path: bool = field(default=True, metadata={"env": "FAST_PATH"})
+    """Serve by the compiled plan (``service.model.plan``: the pipeline's arithmetic on numpy,
+    verified against the pipeline at every load) when the model compiles and matches; else,
+    and when off, by ``pipeline.predict``. ``GET /model`` says which path serves and why."""
+
     predict_timeout_s: float = field(default=25.0, metadata={"env": "PREDICT_TIMEOUT_S"})
     """Deadline of one pipeline call: past it the request gets 504 and the worker is replaced.
     Below nginx's proxy_read_timeout (35 s), so the client gets the service's answer. 0: none."""

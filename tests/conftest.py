@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from service.cli import demo
 from service.control import packing
+from tests.estimators import Shift
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +61,29 @@ def regressor_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("regressor") / "pipeline.pkl"
     path.write_bytes(cloudpickle.dumps(pipeline))
     return path
+
+
+@pytest.fixture(scope="session")
+def custom_pipeline(demo_data: tuple[pd.DataFrame, pd.Series]) -> Pipeline:
+    """The demo data through a custom transformer (``Shift``): no plan compiles it."""
+    first = ColumnTransformer(
+        [
+            ("scale", StandardScaler(), ["age", "income"]),
+            ("shift", Shift(), ["debt_ratio"]),
+            ("region", OneHotEncoder(handle_unknown="ignore"), ["region"]),
+        ]
+    )
+    model = LogisticRegression(max_iter=1000)
+    return Pipeline([("columns", first), ("clf", model)]).fit(*demo_data)
+
+
+@pytest.fixture(scope="session")
+def custom_path(
+    tmp_path_factory: pytest.TempPathFactory, custom_pipeline: Pipeline, demo_data
+) -> Path:
+    """That pipeline packed with its schema file."""
+    target, _ = packing.pack(custom_pipeline, demo_data[0], tmp_path_factory.mktemp("custom"))
+    return target
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 
 class FailingClassifier(ClassifierMixin, BaseEstimator):
@@ -18,6 +18,19 @@ class FailingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, x: Any) -> Any:
         raise ValueError("this model refuses every row")
+
+
+class Shift(TransformerMixin, BaseEstimator):
+    """Adds ``by`` to every value: a transformer no compiled plan knows (it must fall back)."""
+
+    def __init__(self, by: float = 1.0) -> None:
+        self.by = by
+
+    def fit(self, x: Any, y: Any = None) -> Shift:
+        return self
+
+    def transform(self, x: Any) -> Any:
+        return np.asarray(x, dtype=float) + self.by
 
 
 class PickyClassifier(ClassifierMixin, BaseEstimator):

@@ -104,10 +104,17 @@ def sign(artifact_path: Path, key_file: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Verify the artifact's .sig with this HMAC key before unpickling it.",
 )
-def check(artifact_path: Path, key_file: Path | None) -> None:
+@click.option(
+    "--fast-path/--no-fast-path",
+    default=True,
+    envvar="FAST_PATH",
+    show_default=True,
+    help="Compile and verify the prediction plan too, as the server does (FAST_PATH).",
+)
+def check(artifact_path: Path, key_file: Path | None, fast_path: bool) -> None:
     """Validate an artifact as the server would before serving it, and print its metadata."""
     try:
-        loaded = predictor.load(artifact_path, key=_key(key_file))
+        loaded = predictor.load(artifact_path, key=_key(key_file), fast_path=fast_path)
     except ServiceError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)

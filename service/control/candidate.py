@@ -2,10 +2,10 @@
 
 Unpickling runs the artifact's code. Even signed, a candidate may crash the
 interpreter, hang, or allocate without bound; run in the server, any of these
-would take a worker (or the master, at reload) down. So the contract, schema
-and warm-up prediction are checked by ``python -m service check`` in a child
-process with a time limit and an address-space limit; only its JSON verdict
-comes back.
+would take a worker (or the master, at reload) down. So the contract, schema,
+compiled plan and warm-up prediction are checked by ``python -m service check``
+in a child process with a time limit and an address-space limit; only its JSON
+verdict comes back.
 """
 
 from __future__ import annotations
@@ -42,12 +42,17 @@ def _reason(completed: subprocess.CompletedProcess[str]) -> str:
     return last
 
 
-def check(path: Path, *, timeout: float, memory_mb: int) -> dict[str, Any]:
-    """The candidate's metadata, or :class:`CandidateRejected` saying why it cannot serve."""
+def check(path: Path, *, timeout: float, memory_mb: int, fast_path: bool = False) -> dict[str, Any]:
+    """The candidate's metadata, or :class:`CandidateRejected` saying why it cannot serve.
+
+    With ``fast_path`` the check compiles and verifies the plan too, as the server will at
+    activation; the metadata's ``serving_path`` says whether the plan would serve.
+    """
     env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    flag = "--fast-path" if fast_path else "--no-fast-path"
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "service", "check", str(path)],
+            [sys.executable, "-m", "service", "check", flag, str(path)],
             capture_output=True,
             text=True,
             timeout=timeout,

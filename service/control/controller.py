@@ -64,8 +64,8 @@ def boot_model(settings: Settings, store: Store) -> predictor.Model:
         settings.boot_model == "active" or file_sha256(settings.model_path) == active
     ):
         _note_unserved_bootstrap(settings.model_path, active)
-        return predictor.load(store.path(active), key=settings.key)
-    loaded = predictor.load(settings.model_path, key=settings.key)
+        return predictor.load(store.path(active), key=settings.key, fast_path=settings.fast_path)
+    loaded = predictor.load(settings.model_path, key=settings.key, fast_path=settings.fast_path)
     try:
         store.import_bootstrap(settings.model_path, loaded.sha256, loaded.record())
     except (StoreUnavailable, OSError) as exc:
@@ -79,7 +79,7 @@ def boot_model(settings: Settings, store: Store) -> predictor.Model:
             loaded.sha256,
             active,
         )
-    return predictor.load(store.path(loaded.sha256), key=settings.key)
+    return predictor.load(store.path(loaded.sha256), key=settings.key, fast_path=settings.fast_path)
 
 
 def file_sha256(path: Path) -> str | None:
@@ -199,6 +199,7 @@ class Control:
                 path,
                 timeout=self.settings.candidate_timeout_s,
                 memory_mb=self.settings.candidate_memory_mb,
+                fast_path=self.settings.fast_path,
             )
             if metadata.get("sha256") != sha256:
                 raise Conflict("the artifact changed while it was checked")
@@ -264,13 +265,19 @@ class Control:
     def _swap(self, sha256: str) -> list[int]:
         if self.reload_via_master is None:
             try:
-                self.runtime.swap(predictor.load(self.store.path(sha256), key=self.settings.key))
+                self.runtime.swap(self.load_version(sha256))
             except ServiceError as exc:
                 self.metrics.reload(False)
                 raise ReloadFailed(f"version {sha256} failed to load: {exc.message}") from exc
             self.metrics.reload(True)
             return [os.getpid()]
         return self._swap_workers(sha256, self.reload_via_master)
+
+    def load_version(self, sha256: str) -> predictor.Model:
+        """A stored version, loaded as this server serves it."""
+        return predictor.load(
+            self.store.path(sha256), key=self.settings.key, fast_path=self.settings.fast_path
+        )
 
     def _swap_workers(self, sha256: str, reload_via_master: Callable[[], int]) -> list[int]:
         """HUP the master, wait for its reload verdict, then for the old workers to leave."""
@@ -316,7 +323,7 @@ def reload_in_master(control: Control) -> None:
             raise ReloadFailed("no active version in the store")
         # Always from disk, even for the version already served: a HUP also proves the
         # active artifact is still intact (and says why when it is not).
-        control.runtime.swap(predictor.load(control.store.path(sha), key=control.settings.key))
+        control.runtime.swap(control.load_version(sha))
         status.update(ok=True, sha256=sha)
     except ServiceError as exc:
         log.error("reload of %s failed, keeping %s: %s", sha, control.runtime.model.sha256, exc)

@@ -8,7 +8,9 @@ OpenAPI document reads their schema, so each shape is declared here once.
 
 from __future__ import annotations
 
+import hashlib
 import platform
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -16,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-import pandas as pd
 import sklearn
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -25,6 +26,8 @@ from typing_extensions import TypedDict
 
 from service.errors import ContractViolation, OutputNotSupported, PredictionFailed
 from service.model import artifact, contract, payload, schema, signing
+from service.model.payload import Columns
+from service.model.plan import Fallback, Plan, Verdict, prepare
 
 Output = Literal["predict", "proba", "both"]
 OUTPUTS: tuple[Output, ...] = get_args(Output)
@@ -80,8 +83,29 @@ class ModelSummary(BaseModel):
     packed_at: str | None
 
 
+class ServingPath(BaseModel):
+    """How this model's predictions are computed.
+
+    ``plan``: the pipeline compiled to numpy operations (``service.model.plan``), verified
+    against the pipeline at load. ``fallback``: the pipeline, because no plan could be built
+    or it failed verification; ``step`` and ``reason`` say where and why. ``pipeline``: the
+    pipeline, because ``FAST_PATH=false``.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    path: Literal["plan", "fallback", "pipeline"]
+    step: str | None = None
+    """Fallback: the step the plan could not compile, or ``verification``. Plan: the step
+    from which the original steps run on the plan's matrix (a partial plan), if any."""
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    """Plan: what it compiled to and how much verification ran. Fallback after
+    verification: where the plan and the pipeline parted (output, error, input row)."""
+
+
 class ModelMetadata(ModelSummary):
-    """The served model: features, steps, task, classes, identity and versions."""
+    """The served model: features, steps, task, classes, identity, versions and serving path."""
 
     steps: list[Step]
     classes: list[Label] | None
@@ -89,6 +113,7 @@ class ModelMetadata(ModelSummary):
     sha256: Sha256
     loaded_at: Timestamp
     schema_source: str
+    serving_path: ServingPath
 
 
 class ServedVersion(BaseModel):
@@ -118,11 +143,12 @@ class Prediction(BaseModel):
 
 @dataclass
 class Model:
-    """A loaded, checked pipeline with its schema and identity.
+    """A loaded, checked pipeline with its schema and identity, and the plan that serves it.
 
-    Not thread-safe: sklearn-pandas' mapper writes ``transformed_names_`` on every
-    transform, so callers run one scoring call at a time per process
-    (``service.serving.batching`` holds that lock).
+    The pipeline path is not thread-safe: sklearn-pandas' mapper writes
+    ``transformed_names_`` on every transform, so callers run one scoring call at a time
+    per process (``service.serving.batching`` holds that lock). A plan keeps no state per
+    call and would not need the lock.
     """
 
     pipeline: Any
@@ -131,6 +157,11 @@ class Model:
     sha256: str
     size: int
     packed_sklearn: str | None
+    plan: Plan | Fallback | None = None
+    """What :meth:`load` prepared: a verified plan (it serves), the Fallback saying why the
+    pipeline serves instead, or None when the fast path is off."""
+    verdict: Verdict | None = None
+    """The plan's verification, when one ran (or was remembered: see :func:`load`)."""
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -155,25 +186,53 @@ class Model:
                 details={"output": output, "supported": ["predict"]},
             )
 
-    def score(
-        self, frame: pd.DataFrame, *, proba: bool, finite: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Labels, and probabilities if asked, for validated rows, transforming them once.
+    @property
+    def serves_by_plan(self) -> bool:
+        return isinstance(self.plan, Plan)
 
-        Same steps as ``Pipeline.predict`` / ``predict_proba``: every step but the last
-        transforms, the last predicts. ``finite`` (the rows were checked to hold no NaN or
-        infinity) lets scikit-learn skip re-checking every value.
+    @cached_property
+    def serving_path(self) -> ServingPath:
+        """Which path computes the predictions, and why (``GET /model``, ``model_info``)."""
+        if isinstance(self.plan, Plan):
+            assert self.verdict is not None  # a plan serves only once verified
+            detail = {k: v for k, v in self.plan.describe().items() if k != "path"}
+            reason, handoff = self.verdict.reason, self.plan.handoff
+            if handoff is not None:
+                reason += f"; from this step the original steps run ({handoff.reason})"
+            return ServingPath(
+                path="plan",
+                step=None if handoff is None else handoff.step,
+                reason=reason,
+                detail={**detail, "verified_rows": self.verdict.rows},
+            )
+        if isinstance(self.plan, Fallback):
+            mismatch = None
+            if self.verdict is not None and self.verdict.output is not None:
+                keys = ("output", "max_error", "batch", "row")
+                mismatch = {k: v for k, v in self.verdict.describe().items() if k in keys}
+            return ServingPath(
+                path="fallback", step=self.plan.step, reason=self.plan.reason, detail=mismatch
+            )
+        return ServingPath(path="pipeline", reason="the fast path is off (FAST_PATH=false)")
+
+    def score(
+        self, columns: Columns, *, proba: bool, finite: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels, and probabilities if asked, for validated columns (``payload.validate``).
+
+        A verified plan computes them from the columns directly, with no DataFrame. Else the
+        pipeline's steps, as ``Pipeline.predict`` / ``predict_proba`` run them but
+        transforming once: every step but the last transforms, the last predicts.
+        ``finite`` (the rows were checked to hold no NaN or infinity) lets scikit-learn
+        skip re-checking every value; the plan does not re-check them at all.
         """
         try:
             # Finite inputs can still overflow inside a pipeline (1e308 through a scaler):
-            # numpy's warnings are silenced here and the outputs checked below instead.
-            with sklearn.config_context(assume_finite=finite), np.errstate(all="ignore"):
-                data = frame
-                for _, step in self.pipeline.steps[:-1]:
-                    if step is not None and step != "passthrough":
-                        data = step.transform(data)
-                labels = self.estimator.predict(data)
-                probabilities = self.estimator.predict_proba(data) if proba else None
+            # numpy's warnings are silenced on both paths and the outputs checked below.
+            if isinstance(self.plan, Plan):
+                labels, probabilities = self._plan_score(self.plan, columns, proba, finite)
+            else:
+                labels, probabilities = self._pipeline_score(columns, proba, finite)
         except (ValueError, TypeError, KeyError) as exc:
             raise PredictionFailed(f"the model could not score these rows: {exc}") from exc
         _require_finite(labels, "predictions")
@@ -181,10 +240,38 @@ class Model:
             _require_finite(probabilities, "probabilities")
         return labels, probabilities
 
-    def predict(self, frame: pd.DataFrame, output: str = "predict") -> Prediction:
+    def _plan_score(
+        self, plan: Plan, columns: Columns, proba: bool, finite: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The plan's answer; for rows it refuses, the pipeline's.
+
+        The plan refuses exactly what ``pipeline.predict`` refuses (verified at load). But
+        the pipeline path runs with ``assume_finite`` when the inputs were checked finite,
+        so a value that overflows on the way (1e308 through a scaler) reaches the estimator
+        unchecked and gets an answer there. The pipeline decides such rows, as it did
+        before plans, with its own answer or error message; they are rare, so running
+        twice costs nothing that matters.
+        """
+        try:
+            return plan.score(columns, proba=proba)
+        except (ValueError, TypeError, KeyError):
+            return self._pipeline_score(columns, proba, finite)
+
+    def _pipeline_score(
+        self, columns: Columns, proba: bool, finite: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        with sklearn.config_context(assume_finite=finite), np.errstate(all="ignore"):
+            data = payload.build_frame(columns)
+            for _, step in self.pipeline.steps[:-1]:
+                if step is not None and step != "passthrough":
+                    data = step.transform(data)
+            labels = self.estimator.predict(data)
+            return labels, self.estimator.predict_proba(data) if proba else None
+
+    def predict(self, columns: Columns, output: str = "predict") -> Prediction:
         """One request's prediction, JSON-native (warm-up and unbatched callers)."""
         self.check_output(output)
-        labels, proba = self.score(frame, proba=output != "predict")
+        labels, proba = self.score(columns, proba=output != "predict")
         return self.render(labels, proba)
 
     @cached_property
@@ -212,8 +299,8 @@ class Model:
         """
         columns = {name: [value] for name, value in self.schema.example.items()}
         try:
-            frame = payload.to_frame(self.schema, columns, unknown="ignore")
-            self.predict(frame, "both" if self.has_proba else "predict")
+            validated = payload.validate(self.schema, columns, unknown="ignore")
+            self.predict(validated, "both" if self.has_proba else "predict")
         except Exception as exc:  # any failure means "not ready", never a crash
             return f"warm-up prediction on the example row failed: {exc}"
         return None
@@ -248,6 +335,7 @@ class Model:
                 running=Toolchain(sklearn=sklearn.__version__, python=platform.python_version()),
             ),
             packed_at=self.schema.packed.get("packed_at"),
+            serving_path=self.serving_path,
         )
 
     def record(self) -> dict[str, Any]:
@@ -286,15 +374,50 @@ def _schema_for(pipeline: Any, schema_path: Path) -> schema.Schema:
     return packed
 
 
-def load(path: Path, *, key: bytes | None = None) -> Model:
-    """Read, verify, unpickle and check the artifact; raises an error that says what is wrong."""
+_VERDICTS: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
+"""This process's verdicts, per artifact sha256 and schema, most recent last: verifying
+costs ~0.2 s a load, and the same artifact loads again on a swap back to an earlier
+version (and many times over in the tests), which then skips reverification. A verdict
+depends only on the artifact's bytes, its schema and the installed libraries."""
+_VERDICTS_KEPT = 32
+
+
+def _prepare(
+    pipeline: Any, model_schema: schema.Schema, sha256: str
+) -> tuple[Plan | Fallback, Verdict]:
+    """The plan, verified on the packed example row (the schema file's, when there is one)
+    and synthetic rows, or the Fallback saying why the pipeline serves."""
+    key = (sha256, hashlib.sha256(schema.dumps(model_schema)).hexdigest())
+    sample = None
+    if model_schema.source == "schema file":  # packing keeps the sample's first row
+        sample = {name: [value] for name, value in model_schema.example.items()}
+    compiled, verdict = prepare(pipeline, model_schema, sample=sample, verdict=_VERDICTS.get(key))
+    _VERDICTS[key] = verdict
+    _VERDICTS.move_to_end(key)
+    while len(_VERDICTS) > _VERDICTS_KEPT:
+        _VERDICTS.popitem(last=False)
+    return compiled, verdict
+
+
+def load(path: Path, *, key: bytes | None = None, fast_path: bool = False) -> Model:
+    """Read, verify, unpickle and check the artifact; raises an error that says what is wrong.
+
+    With ``fast_path`` (servers pass ``Settings.fast_path``), the pipeline is compiled to a
+    plan and verified beside it; the plan serves only if it matched everywhere.
+    """
     loaded = artifact.load(path, key)
     pipeline = contract.check(loaded.obj)
+    model_schema = _schema_for(pipeline, path.with_suffix(".schema.json"))
+    compiled, verdict = (
+        _prepare(pipeline, model_schema, loaded.sha256) if fast_path else (None, None)
+    )
     return Model(
         pipeline=pipeline,
-        schema=_schema_for(pipeline, path.with_suffix(".schema.json")),
+        schema=model_schema,
         path=path,
         sha256=loaded.sha256,
         size=loaded.size,
         packed_sklearn=loaded.packed_sklearn,
+        plan=compiled,
+        verdict=verdict,
     )

@@ -1,8 +1,10 @@
 """Adaptive micro-batching: concurrent requests in one worker share one pipeline call.
 
-A one-row ``predict`` costs ~3 ms of fixed overhead in sklearn-pandas, pandas
-and scikit-learn, while a thousand rows cost barely more. So the requests
-that queue while a pipeline call runs are scored together by the next call.
+A one-row ``pipeline.predict`` costs ~3 ms of fixed overhead in sklearn-pandas,
+pandas and scikit-learn, while a thousand rows cost barely more. So the requests
+that queue while a pipeline call runs are scored together by the next call. A
+compiled plan (``service.model.plan``) has far less fixed cost, but a batch still
+shares it, and the request columns go to it as they are, with no DataFrame.
 
 There is no batching thread and no timer: the first request thread to take
 the model lock becomes the leader, drains what is queued (up to
@@ -10,6 +12,9 @@ the model lock becomes the leader, drains what is queued (up to
 therefore runs at once; batches form only from what arrived while the
 previous batch ran. The same lock is what makes the pipeline safe to share
 between a gthread worker's threads (the mapper mutates itself on transform).
+A plan keeps no state per call, so it would not need the lock for safety; the
+lock stays for every path, because it is also what forms batches and what lets
+the deadline's one model thread (``serving.deadline``) run one call at a time.
 
 Validation happens per request before it queues, so one bad request never
 fails another; if a batch still fails, its jobs are rescored one by one.
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.errors import PredictionTimeout, WorkerRestarting
-from service.model.payload import Columns, Request, build_frame
+from service.model.payload import Columns, Request
 from service.model.predictor import Model, Prediction
 from service.serving.deadline import DeadlineExceeded, ModelThread
 from service.serving.metrics import Metrics
@@ -167,9 +172,8 @@ class Batcher:
 
     def _score(self, jobs: list[Job]) -> None:
         requests = [job.request for job in jobs]
-        frame = build_frame(merge([r.columns for r in requests]))
         labels, proba = self.model.score(
-            frame,
+            merge([r.columns for r in requests]),
             proba=any(r.output != "predict" for r in requests),
             finite=not any(r.has_nulls for r in requests),
         )

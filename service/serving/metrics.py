@@ -64,7 +64,8 @@ class Metrics:
         self.info = Gauge(
             "model_info",
             "The served model (value 1); labels identify it.",
-            ["sha256", "model_type", "loaded_at"],
+            # path: plan, fallback or pipeline (see ModelMetadata.serving_path)
+            ["sha256", "model_type", "loaded_at", "path"],
             multiprocess_mode="livemax",
             registry=self.registry,
         )
@@ -88,11 +89,16 @@ class Metrics:
             multiprocess_mode="max",
             registry=self.registry,
         )
-        self._published: tuple[int, tuple[str, str, str]] | None = None
+        self._published: tuple[int, tuple[str, str, str, str]] | None = None
 
     def publish_model(self, model: Any, *, ready: bool) -> None:
         """Set this process's model gauges; cheap per request: acts once per pid and model."""
-        labels = (model.sha256, type(model.estimator).__name__, model.loaded_at)
+        labels = (
+            model.sha256,
+            type(model.estimator).__name__,
+            model.loaded_at,
+            model.serving_path.path,
+        )
         current = (os.getpid(), labels)
         if self._published == current:
             return

@@ -161,12 +161,16 @@ def _verify(
 
 
 def prepare(
-    pipeline: Any, schema: Schema, *, sample: Any = None
+    pipeline: Any, schema: Schema, *, sample: Any = None, verdict: Verdict | None = None
 ) -> tuple[Plan | Fallback, Verdict]:
     """Compile and verify: the plan when it matched the pipeline, else the Fallback that
-    says which step or which verification failure keeps the pipeline serving."""
+    says which step or which verification failure keeps the pipeline serving.
+
+    ``verdict``, one already reached for this same artifact and schema, stands in for
+    verifying again (compiling is milliseconds; verifying is most of a load's cost)."""
     compiled = compile_plan(pipeline, schema)
-    verdict = verify(compiled, pipeline, schema, sample=sample)
+    if verdict is None:
+        verdict = verify(compiled, pipeline, schema, sample=sample)
     if isinstance(compiled, Plan) and not verdict.accepted:
         return Fallback("verification", verdict.reason, pipeline), verdict
     return compiled, verdict

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -51,6 +52,11 @@ def test_the_trained_pipeline_keeps_the_contract_with_both_unknown_policies(
     assert tolerant == {"region": True, "employment": False}
 
 
+def as_columns(row: dict[str, Any]) -> dict[str, list[Any]]:
+    """One row as request columns, unvalidated: the pipeline itself must refuse it."""
+    return {name: [value] for name, value in row.items()}
+
+
 def test_the_demo_pipeline_predicts_and_refuses_an_unknown_employment(
     demo_pipeline: Pipeline,
 ) -> None:
@@ -63,8 +69,8 @@ def test_the_demo_pipeline_predicts_and_refuses_an_unknown_employment(
         packed_sklearn=None,
     )
     row = {"age": 40, "income": 50000.0, "debt_ratio": 0.1, "region": "mars"}
-    prediction = served.predict(pd.DataFrame([{**row, "employment": "salaried"}]), "both")
+    prediction = served.predict(as_columns({**row, "employment": "salaried"}), "both")
     assert prediction.predictions[0] in ("approved", "declined")
     assert sum(prediction.probabilities[0]) == pytest.approx(1)
     with pytest.raises(PredictionFailed, match="unknown categor"):
-        served.predict(pd.DataFrame([{**row, "employment": "astronaut"}]))
+        served.predict(as_columns({**row, "employment": "astronaut"}))

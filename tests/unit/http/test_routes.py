@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sklearn.pipeline import Pipeline
 
+from service.cli import demo
 from service.http.app import create_app
 from service.settings import Settings
 from tests.estimators import FailingClassifier
@@ -251,3 +253,101 @@ def test_metrics_count_rows_and_failures(client: FlaskClient) -> None:
     assert 'model_validation_failures_total{code="schema_violation"} 1.0' in text
     assert "model_ready 1.0" in text
     assert 'endpoint="api.predict"' in text
+
+
+# ---- which path serves: the compiled plan, a fallback, or the pipeline ------------------------
+
+
+def serving_app(path: Path, folder: Path, **changes: Any) -> FlaskClient:
+    settings = Settings(model_path=private_copy(path, folder), allow_unsigned=True, **changes)
+    return create_app(settings).test_client()
+
+
+def predict_as_served(
+    client: FlaskClient, frame: pd.DataFrame, output: str, *, concurrent: bool
+) -> list[dict[str, Any]]:
+    """Each row of the frame as a one-row request, sent one by one or all at once (when
+    they are batched into shared model calls)."""
+    documents = [
+        {"data": frame.iloc[[i]].to_dict("list"), "output": output} for i in range(len(frame))
+    ]
+
+    def send(document: dict[str, Any]) -> dict[str, Any]:
+        response = client.post("/model/predict", json=document)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    if not concurrent:
+        return [send(d) for d in documents]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(send, documents))
+
+
+def test_model_metadata_says_the_plan_serves(client: FlaskClient) -> None:
+    serving = client.get("/model").get_json()["serving_path"]
+    assert (serving["path"], serving["step"]) == ("plan", None)
+    assert serving["reason"].startswith("the plan matches the pipeline on")
+    assert serving["detail"]["estimator"] == "LogisticRegression: computed directly"
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'path="plan"' in next(
+        line for line in metrics.splitlines() if line.startswith("model_info{")
+    )
+
+
+def test_fast_path_off_serves_by_the_pipeline(model_path: Path, tmp_path: Path) -> None:
+    client = serving_app(model_path, tmp_path, fast_path=False)
+    serving = client.get("/model").get_json()["serving_path"]
+    assert serving == {"path": "pipeline", "reason": "the fast path is off (FAST_PATH=false)"}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'path="pipeline"' in metrics
+
+
+def test_a_custom_transformer_falls_back_and_serves_correctly(
+    custom_path: Path, custom_pipeline: Pipeline, demo_data: Any, tmp_path: Path
+) -> None:
+    client = serving_app(custom_path, tmp_path)
+    serving = client.get("/model").get_json()["serving_path"]
+    assert serving["path"] == "fallback"
+    assert serving["step"] == "columns['shift'] (Shift)"
+    assert serving["reason"] == "no compiled form for tests.estimators.Shift"
+    frame = demo_data[0].head(20)[["age", "income", "debt_ratio", "region"]]
+    response = client.post("/model/predict", json={"data": frame.to_dict("list"), "output": "both"})
+    body = response.get_json()
+    assert body["predictions"] == custom_pipeline.predict(frame).tolist()
+    assert body["probabilities"] == custom_pipeline.predict_proba(frame).tolist()
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batching", "no-batching"])
+@pytest.mark.parametrize("fast_path", [True, False], ids=["plan", "pipeline"])
+def test_answers_through_the_app_equal_the_pipeline(
+    model_path: Path,
+    demo_pipeline: Pipeline,
+    demo_data: Any,
+    tmp_path: Path,
+    batching: bool,
+    fast_path: bool,
+) -> None:
+    """Labels identical, probabilities within 1e-12 of in-process predict_proba: for a
+    1,000-row request, and for one-row requests sent one by one and all at once."""
+    client = serving_app(
+        model_path, tmp_path, fast_path=fast_path, batching=batching, batch_max_wait_ms=20
+    )
+    assert client.get("/model").get_json()["serving_path"]["path"] == (
+        "plan" if fast_path else "pipeline"
+    )
+    frame = demo.dataset(rows=1000, seed=7)[0]
+    whole = client.post("/model/predict", json={"data": frame.to_dict("list"), "output": "both"})
+    body = whole.get_json()
+    assert body["rows"] == len(frame)
+    assert body["predictions"] == demo_pipeline.predict(frame).tolist()
+    np.testing.assert_allclose(
+        body["probabilities"], demo_pipeline.predict_proba(frame), rtol=0, atol=1e-12
+    )
+    rows = frame.head(24)
+    expected, expected_proba = demo_pipeline.predict(rows), demo_pipeline.predict_proba(rows)
+    for concurrent in (False, True):
+        answers = predict_as_served(client, rows, "both", concurrent=concurrent)
+        assert [a["predictions"][0] for a in answers] == expected.tolist()
+        np.testing.assert_allclose(
+            [a["probabilities"][0] for a in answers], expected_proba, rtol=0, atol=1e-12
+        )

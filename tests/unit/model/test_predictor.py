@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import numpy as np
@@ -17,8 +20,13 @@ from service.errors import (
     ArtifactUnreadable,
     ContractViolation,
     OutputNotSupported,
+    PredictionFailed,
 )
-from service.model import predictor, schema
+from service.model import payload, predictor, schema
+from service.model.plan import Plan
+
+# The module, not the function of the same name that service.model.plan re-exports.
+plan_verify = importlib.import_module("service.model.plan.verify")
 
 
 class Exploding:
@@ -130,9 +138,10 @@ def test_schema_inferred_from_mapper(demo_pipeline: Pipeline) -> None:
 def test_regressor_has_no_proba(regressor_path: Path) -> None:
     loaded = predictor.load(regressor_path)
     frame = pd.DataFrame({"size": [50.0], "rooms": [2.0], "city": ["nice"]})
+    columns = payload.validate(loaded.schema, frame.to_dict("list"), unknown="reject")
     with pytest.raises(OutputNotSupported, match="Ridge does not have"):
-        loaded.predict(frame, "proba")
-    prediction = loaded.predict(frame)
+        loaded.predict(columns, "proba")
+    prediction = loaded.predict(columns)
     assert prediction.predictions == pytest.approx(loaded.pipeline.predict(frame).tolist())
     assert isinstance(prediction.predictions[0], float)
 
@@ -168,8 +177,121 @@ def test_overflowing_inputs_are_refused_not_rendered_as_null() -> None:
     loaded = predictor.Model(
         pipeline, schema.infer(pipeline), path=Path("x"), sha256="0", size=0, packed_sklearn=None
     )
-    rows = pd.DataFrame({"a": [0.001, 1e308], "b": [0.0, 1e308]})
+    rows = {"a": np.array([0.001, 1e308]), "b": np.array([0.0, 1e308])}
     with pytest.raises(PredictionFailed, match="not finite for rows \\[1\\]"):
         loaded.score(rows, proba=True, finite=True)  # as served: inputs were checked finite
-    ok = loaded.predict(pd.DataFrame({"a": [0.001], "b": [0.0]}), "both")
+    ok = loaded.predict({"a": np.array([0.001]), "b": np.array([0.0])}, "both")
     assert np.isfinite(ok.probabilities).all()
+
+
+# ---- the serving path: a verified plan, a fallback, or the pipeline ---------------------------
+
+
+def demo_columns(loaded: predictor.Model, frame: pd.DataFrame) -> payload.Columns:
+    return payload.validate(loaded.schema, frame.to_dict("list"), unknown="ignore")
+
+
+def test_the_demo_model_serves_by_its_plan(model_path: Path, demo_data) -> None:
+    loaded = predictor.load(model_path, fast_path=True)
+    assert loaded.serves_by_plan
+    path = loaded.metadata().serving_path
+    assert (path.path, path.step) == ("plan", None)
+    assert path.reason is not None and path.reason.startswith("the plan matches the pipeline")
+    assert path.detail is not None and path.detail["verified_rows"] >= 2000
+    frame = demo_data[0].head(300)
+    labels, proba = loaded.score(demo_columns(loaded, frame), proba=True)
+    assert labels.tolist() == loaded.pipeline.predict(frame).tolist()
+    np.testing.assert_allclose(proba, loaded.pipeline.predict_proba(frame), rtol=0, atol=1e-12)
+
+
+def test_without_the_fast_path_the_pipeline_serves(model_path: Path) -> None:
+    loaded = predictor.load(model_path)
+    assert (loaded.plan, loaded.serves_by_plan) == (None, False)
+    path = loaded.metadata().serving_path
+    assert (path.path, path.reason) == ("pipeline", "the fast path is off (FAST_PATH=false)")
+
+
+def test_a_custom_transformer_falls_back_and_still_answers(custom_path: Path, demo_data) -> None:
+    loaded = predictor.load(custom_path, fast_path=True)
+    assert not loaded.serves_by_plan
+    path = loaded.metadata().serving_path
+    assert path.path == "fallback"
+    assert path.step == "columns['shift'] (Shift)"
+    assert path.reason == "no compiled form for tests.estimators.Shift"
+    frame = demo_data[0].head(50)
+    labels, proba = loaded.score(demo_columns(loaded, frame), proba=True)
+    assert labels.tolist() == loaded.pipeline.predict(frame).tolist()
+    np.testing.assert_allclose(proba, loaded.pipeline.predict_proba(frame), rtol=0, atol=1e-12)
+
+
+def test_a_plan_that_disagrees_is_discarded_at_load(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliberately wrong plan (its probabilities off by 1e-9) fails verification."""
+    right = Plan.score
+
+    def wrong(self: Plan, columns: Any, *, proba: bool) -> Any:
+        labels, probabilities = right(self, columns, proba=proba)
+        return labels, None if probabilities is None else probabilities + 1e-9
+
+    monkeypatch.setattr(Plan, "score", wrong)
+    monkeypatch.setattr(predictor, "_VERDICTS", OrderedDict())  # no remembered verdict
+    loaded = predictor.load(model_path, fast_path=True)
+    assert not loaded.serves_by_plan
+    path = loaded.metadata().serving_path
+    assert (path.path, path.step) == ("fallback", "verification")
+    assert path.reason is not None and "probabilities differ" in path.reason
+    assert path.detail is not None and path.detail["max_error"] == pytest.approx(1e-9)
+    assert set(path.detail["row"]) == set(loaded.schema.names)
+    answer = loaded.predict(demo_example(loaded), "both")
+    assert (
+        answer.probabilities
+        == loaded.pipeline.predict_proba(pd.DataFrame([loaded.schema.example])).tolist()
+    )
+
+
+def demo_example(loaded: predictor.Model) -> payload.Columns:
+    raw = {name: [value] for name, value in loaded.schema.example.items()}
+    return payload.validate(loaded.schema, raw, unknown="reject")
+
+
+def test_a_verdict_is_remembered_per_artifact(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the same artifact again (a swap back, the tests) does not verify again."""
+    calls: list[str] = []
+    real = plan_verify.verify
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("verify")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan_verify, "verify", counted)
+    monkeypatch.setattr(predictor, "_VERDICTS", OrderedDict())
+    first = predictor.load(model_path, fast_path=True)
+    again = predictor.load(model_path, fast_path=True)
+    assert calls == ["verify"]
+    assert again.serves_by_plan and again.verdict == first.verdict
+    assert again.plan is not first.plan, "compiled again, for the pipeline just unpickled"
+
+
+def test_rows_the_plan_refuses_get_the_pipeline_answer(model_path: Path) -> None:
+    """1.7e308 is finite, so the pipeline path skips scikit-learn's finiteness checks and
+    the scaler's overflow reaches the estimator, which answers; the plan refuses such rows
+    as ``pipeline.predict`` would. The service's answer must not depend on the path."""
+    by_plan = predictor.load(model_path, fast_path=True)
+    by_pipeline = predictor.load(model_path)
+    assert isinstance(by_plan.plan, Plan)
+    raw = {name: [value] for name, value in by_plan.schema.example.items()}
+    raw.update(income=[1.7e308], debt_ratio=[-1.7e308])
+    columns = payload.validate(by_plan.schema, raw, unknown="reject")
+    with pytest.raises(ValueError, match="infinity"):
+        by_plan.plan.score(columns, proba=True)
+    got = by_plan.score(columns, proba=True, finite=True)
+    expected = by_pipeline.score(columns, proba=True, finite=True)
+    assert [a.tolist() for a in got] == [a.tolist() for a in expected]
+    with pytest.raises(PredictionFailed) as plan_error:
+        by_plan.score(columns, proba=True, finite=False)
+    with pytest.raises(PredictionFailed) as pipeline_error:
+        by_pipeline.score(columns, proba=True, finite=False)
+    assert plan_error.value.message == pipeline_error.value.message

@@ -139,14 +139,16 @@ DEMO_ROWS = [
 ]
 
 
+@pytest.mark.parametrize("fast_path", [True, False], ids=["plan", "pipeline"])
 @pytest.mark.parametrize("output", ["predict", "proba", "both"])
 def test_demo_batches_equal_in_process_predictions(
-    model_path: Any, demo_pipeline: Pipeline, output: str
+    model_path: Any, demo_pipeline: Pipeline, output: str, fast_path: bool
 ) -> None:
     """Mixed layouts, column orders and int/float spellings coerce alike inside one batch."""
     from service.model.predictor import load
 
-    model = load(model_path)
+    model = load(model_path, fast_path=fast_path)
+    assert model.serves_by_plan is fast_path
     batcher = Batcher(model, metrics())
     documents: list[Any] = []
     for index, row in enumerate(DEMO_ROWS * 4):
@@ -185,3 +187,25 @@ def test_an_overdue_batch_fails_its_requests_and_frees_every_waiter() -> None:
     assert batcher.stuck
     with pytest.raises(WorkerRestarting):
         batcher.predict(request(PICKY_SCHEMA, one_row))
+
+
+def test_the_plan_answers_alike_batched_and_unbatched(model_path: Any, demo_data: Any) -> None:
+    """Concurrent requests merged into one plan call get what each gets alone: labels
+    identical, probabilities within 1e-12 (a matrix product may sum in another order)."""
+    from service.model.predictor import load
+
+    model = load(model_path, fast_path=True)
+    assert model.serves_by_plan
+    frame = demo_data[0].head(40)
+    documents = [
+        {"data": frame.iloc[i : i + 2].to_dict("list"), "output": "both"} for i in range(0, 40, 2)
+    ]
+    answers = {}
+    for enabled in (True, False):
+        batcher = Batcher(model, metrics(), enabled=enabled, max_wait=0.2 if enabled else 0)
+        answers[enabled] = concurrently(
+            [lambda d=d, b=batcher: b.predict(request(model.schema, d)) for d in documents]
+        )
+    for batched, alone in zip(answers[True], answers[False], strict=True):
+        assert batched.predictions == alone.predictions
+        np.testing.assert_allclose(batched.probabilities, alone.probabilities, rtol=0, atol=1e-12)

@@ -14,8 +14,18 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from service.serving import metrics as metrics_module
 from service.serving.metrics import Metrics
 
-FIRST = SimpleNamespace(sha256="a" * 64, estimator=LogisticRegression(), loaded_at="2026-01-01")
-SECOND = SimpleNamespace(sha256="b" * 64, estimator=Ridge(), loaded_at="2026-01-02")
+FIRST = SimpleNamespace(
+    sha256="a" * 64,
+    estimator=LogisticRegression(),
+    loaded_at="2026-01-01",
+    serving_path=SimpleNamespace(path="plan"),
+)
+SECOND = SimpleNamespace(
+    sha256="b" * 64,
+    estimator=Ridge(),
+    loaded_at="2026-01-02",
+    serving_path=SimpleNamespace(path="fallback"),
+)
 
 
 def info(registry: CollectorRegistry, model: SimpleNamespace) -> float | None:
@@ -23,6 +33,7 @@ def info(registry: CollectorRegistry, model: SimpleNamespace) -> float | None:
         "sha256": model.sha256,
         "model_type": type(model.estimator).__name__,
         "loaded_at": model.loaded_at,
+        "path": model.serving_path.path,
     }
     return registry.get_sample_value("model_info", labels)
 
@@ -65,7 +76,7 @@ def test_publish_acts_once_per_process_and_model(
 ) -> None:
     """Called before every request, so a repeat for the same model and pid does nothing."""
     metrics.publish_model(FIRST, ready=True)
-    metrics.info.labels(FIRST.sha256, "LogisticRegression", FIRST.loaded_at).set(7)
+    metrics.info.labels(FIRST.sha256, "LogisticRegression", FIRST.loaded_at, "plan").set(7)
     metrics.publish_model(FIRST, ready=False)
     assert info(registry, FIRST) == 7
     assert registry.get_sample_value("model_ready") == 1

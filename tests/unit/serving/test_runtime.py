@@ -252,6 +252,7 @@ def test_publish_reports_the_served_model(
             "sha256": model.sha256,
             "model_type": type(model.estimator).__name__,
             "loaded_at": model.loaded_at,
+            "path": model.serving_path.path,
         }
         return registry.get_sample_value("model_info", labels)
 
