@@ -47,6 +47,11 @@ def dataset(rows: int = 2_000, seed: int = 7) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def train(frame: pd.DataFrame, labels: pd.Series) -> Pipeline:
+    return pipeline().fit(frame, labels)
+
+
+def pipeline() -> Pipeline:
+    """The demo's pipeline, unfitted (the benchmark's model zoo trains it too)."""
     mapper = DataFrameMapper(
         [
             (["age"], StandardScaler()),
@@ -56,4 +61,4 @@ def train(frame: pd.DataFrame, labels: pd.Series) -> Pipeline:
             (["employment"], OneHotEncoder(handle_unknown="error")),
         ]
     )
-    return Pipeline([("mapper", mapper), ("classifier", LogisticRegression())]).fit(frame, labels)
+    return Pipeline([("mapper", mapper), ("classifier", LogisticRegression())])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -37,6 +38,13 @@ Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Label = str | int | float | bool
 """A class label, or a regressor's number."""
 Probability = Annotated[float, Field(ge=0, le=1)]
+Outputs = tuple[np.ndarray, np.ndarray | None]
+Guard = Callable[[Callable[[], Outputs]], Outputs]
+"""How a pipeline call is run: at once, or on the batcher's model thread, with a deadline."""
+
+
+def at_once(call: Callable[[], Outputs]) -> Outputs:
+    return call()
 
 
 # ---- response models: what GET /model and POST /model/predict answer -------------------------
@@ -215,8 +223,14 @@ class Model:
             )
         return ServingPath(path="pipeline", reason="the fast path is off (FAST_PATH=false)")
 
+    @property
+    def runs_inline(self) -> bool:
+        """Whether a call may run on the caller's thread: a plan running only library code
+        (see ``Plan.bounded``); the pipeline path is then reached only through ``guard``."""
+        return isinstance(self.plan, Plan) and self.plan.bounded
+
     def score(
-        self, columns: Columns, *, proba: bool, finite: bool = False
+        self, columns: Columns, *, proba: bool, finite: bool = False, guard: Guard = at_once
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels, and probabilities if asked, for validated columns (``payload.validate``).
 
@@ -224,13 +238,15 @@ class Model:
         pipeline's steps, as ``Pipeline.predict`` / ``predict_proba`` run them but
         transforming once: every step but the last transforms, the last predicts.
         ``finite`` (the rows were checked to hold no NaN or infinity) lets scikit-learn
-        skip re-checking every value; the plan does not re-check them at all.
+        skip re-checking every value; the plan does not re-check them at all. ``guard``
+        runs the pipeline's call when the plan refused rows: the batcher passes its
+        deadline when it ran an inline plan on the request thread.
         """
         try:
             # Finite inputs can still overflow inside a pipeline (1e308 through a scaler):
             # numpy's warnings are silenced on both paths and the outputs checked below.
             if isinstance(self.plan, Plan):
-                labels, probabilities = self._plan_score(self.plan, columns, proba, finite)
+                labels, probabilities = self._plan_score(self.plan, columns, proba, finite, guard)
             else:
                 labels, probabilities = self._pipeline_score(columns, proba, finite)
         except (ValueError, TypeError, KeyError) as exc:
@@ -241,7 +257,7 @@ class Model:
         return labels, probabilities
 
     def _plan_score(
-        self, plan: Plan, columns: Columns, proba: bool, finite: bool
+        self, plan: Plan, columns: Columns, proba: bool, finite: bool, guard: Guard
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The plan's answer; for rows it refuses, the pipeline's.
 
@@ -255,7 +271,7 @@ class Model:
         try:
             return plan.score(columns, proba=proba)
         except (ValueError, TypeError, KeyError):
-            return self._pipeline_score(columns, proba, finite)
+            return guard(lambda: self._pipeline_score(columns, proba, finite))
 
     def _pipeline_score(
         self, columns: Columns, proba: bool, finite: bool

@@ -28,6 +28,8 @@ class Head:
     label: str
     run: Callable[[Any, bool], Outputs]
     has_proba: bool
+    library: bool
+    """Only numpy's and scikit-learn's own code runs (not an estimator someone wrote)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,15 @@ class Plan:
     @property
     def ranges(self) -> Mapping[str, tuple[float, float]]:
         return self.features.ranges
+
+    @property
+    def bounded(self) -> bool:
+        """Whether a call runs only numpy's and scikit-learn's own code: no original step
+        (which may be an operator's own transformer), and an estimator computed directly
+        or from scikit-learn. Such a call cannot hang and its cost grows only with the
+        rows, so the batcher runs it on the request thread, without the deadline's
+        hand-off (``service.serving.batching``)."""
+        return not self.rest and self.head.library
 
     def score(self, columns: Columns, *, proba: bool) -> Outputs:
         """Labels, and probabilities if asked, as ``Model.score`` returns them.

@@ -48,7 +48,8 @@ def generic_head(estimator: Any, why: str) -> Head:
             labels = estimator.predict(x)
             return labels, estimator.predict_proba(x) if proba else None
 
-    return Head(f"{type(estimator).__name__}: its own predict ({why})", run, has_proba)
+    library = type(estimator).__module__.split(".")[0] == "sklearn"
+    return Head(f"{type(estimator).__name__}: its own predict ({why})", run, has_proba, library)
 
 
 def _numeric_input(x: np.ndarray) -> np.ndarray:
@@ -96,7 +97,7 @@ def _linear_head(est: Any, flow: Flow) -> Head:
                 raise AttributeError(f"{cls.__name__} has no predict_proba")
             return scores(_numeric_input(x)), None
 
-        return Head(f"{cls.__name__}: computed directly", regress, False)
+        return Head(f"{cls.__name__}: computed directly", regress, False, True)
     classes, probability = est.classes_, _CLASSIFIERS[cls](est)
     decision = classifier_scores(est)
 
@@ -109,7 +110,9 @@ def _linear_head(est: Any, flow: Flow) -> Head:
             raise AttributeError(f"{cls.__name__} has no predict_proba")
         return classes.take(indices, axis=0), probability(s.copy())
 
-    return Head(f"{cls.__name__}: computed directly", classify, probability is not None)
+    return Head(
+        f"{cls.__name__}: computed directly", classify, probability is not None, True
+    )
 
 
 def compile_head(estimator: Any, flow: Flow) -> Head:

@@ -53,6 +53,18 @@ TRANSFORMERS: dict[str, Callable[[], list[tuple[Any, ...]]]] = {
         (["gap", "count"], SimpleImputer(strategy="constant", fill_value=-1))
     ],
     "chain: imputer, scaler": lambda: [(["gap"], [SimpleImputer(), StandardScaler()])],
+    "SimpleImputer on text, constant, then one-hot": lambda: [
+        (
+            ["shade"],
+            [
+                SimpleImputer(strategy="constant", fill_value="none"),
+                OneHotEncoder(handle_unknown="ignore"),
+            ],
+        )
+    ],
+    "SimpleImputer on text, most_frequent, then ordinal": lambda: [
+        (["shade", "color"], [SimpleImputer(strategy="most_frequent"), OrdinalEncoder()])
+    ],
     "OneHotEncoder, error": lambda: [(["color"], OneHotEncoder())],
     "OneHotEncoder, ignore, two columns": lambda: [
         (["color", "size"], OneHotEncoder(handle_unknown="ignore", sparse_output=False))
