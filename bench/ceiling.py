@@ -51,12 +51,12 @@ class Ceiling:
         return self.rows / self.seconds
 
 
-def frames(case: int | None) -> list[pd.DataFrame]:
+def frames(case: int | None, model: str) -> list[pd.DataFrame]:
     """The frames a case cycles through: the rows the load scenarios send, as a server's
     ``pd.DataFrame(data)`` builds them."""
     if case is None:  # shuffled, so the few calls of a short run still average 50.5 rows
-        return random.Random(0).sample(models.mixed_frames(), len(models.MIX_SIZES))
-    return [models.frame(case)]
+        return random.Random(0).sample(models.mixed_frames(model), len(models.MIX_SIZES))
+    return [models.frame(case, model=model)]
 
 
 def measure(
@@ -85,11 +85,10 @@ def measure(
 def run(artifacts: dict[str, Path], seconds: float) -> list[Ceiling]:
     """Every case on every model, each for ``seconds``."""
     results = []
-    inputs = {case: frames(case) for case in CASES}
     for model, path in artifacts.items():
         pipeline = models.load(path)
         for case in CASES:
-            results.append(measure(model, case, pipeline, inputs[case], seconds))
+            results.append(measure(model, case, pipeline, frames(case, model), seconds))
     return results
 
 

@@ -65,15 +65,17 @@ class WrkResult:
         return self.connect + self.read + self.write + self.timeout
 
 
-def write_bodies(folder: Path) -> dict[int | None, Path]:
-    """Body files for the Lua scripts: one JSON per fixed size, ``"<rows> <json>"`` lines
-    for the mix (keyed None)."""
+def write_bodies(folder: Path, model: str = models.DEFAULT) -> dict[int | None, Path]:
+    """Body files for the Lua scripts, for ``model``'s columns: one JSON per fixed size,
+    ``"<rows> <json>"`` lines for the mix (keyed None)."""
+    folder.mkdir(parents=True, exist_ok=True)
     files: dict[int | None, Path] = {}
     for rows in {s.rows for s in SCENARIOS if s.rows is not None}:
         files[rows] = folder / f"body-{rows}.json"
-        files[rows].write_bytes(models.body(rows))
+        files[rows].write_bytes(models.body(rows, model=model))
     files[None] = folder / "mixed.txt"
-    files[None].write_bytes(b"".join(b"%d %s\n" % pair for pair in models.mixed_bodies()))
+    mixed = models.mixed_bodies(model)
+    files[None].write_bytes(b"".join(b"%d %s\n" % pair for pair in mixed))
     return files
 
 

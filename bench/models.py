@@ -1,12 +1,15 @@
 """The benchmark's models and request bodies, generated from fixed seeds.
 
-Two pipelines with the shape users serve (a DataFrameMapper over numeric and
-categorical columns, then a classifier). In "linear" the classifier costs next
-to nothing, so a call costs what the mapper does (a fixed overhead per column
-and call, whatever the rows); "heavy" adds a 100-iteration gradient boosting,
-whose cost grows with the rows and which uses OpenMP threads unless limited.
-Both are packed with ``service.control.packing.pack``, the path a real artifact takes,
-so the servers load what they would in production.
+Three pipelines with the shape users serve (a DataFrameMapper over numeric and
+categorical columns, then a classifier). "demo" is ``make run``'s demo model
+(applicants: 3 numbers, 2 categories). "linear", the benchmark's own model, maps 8
+numbers and 2 categories into a LogisticRegression, whose arithmetic costs next to
+nothing: through the pipeline a call costs what the mapper does (a fixed overhead per
+column and call, whatever the rows), through the compiled plan (issue 11) what the
+arithmetic does. "heavy" has the same columns and a 100-iteration gradient boosting,
+whose cost grows with the rows and which uses OpenMP threads unless limited. All are
+packed with ``service.control.packing.pack``, the path a real artifact takes, so the
+servers load what they would in production.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from service.cli import demo
 from service.control import packing
 from service.model import compat
 
@@ -48,10 +52,13 @@ CLASSIFIERS: dict[str, Callable[[], ClassifierMixin]] = {
     "linear": LogisticRegression,
     "heavy": lambda: HistGradientBoostingClassifier(max_iter=100, random_state=0),
 }
+NAMES = ("demo", *CLASSIFIERS)
+DEFAULT = "linear"
+"""The model the ablation, the cheap wins and the soak use."""
 
 
-def columns(rows: int, seed: int) -> dict[str, list[Any]]:
-    """Rows in the API's columns layout, JSON-native; the same rows for the same seed."""
+def bench_columns(rows: int, seed: int) -> dict[str, list[Any]]:
+    """Rows of the linear and heavy models, in the API's columns layout, JSON-native."""
     rng = np.random.default_rng(seed)
     data: dict[str, list[Any]] = {
         name: rng.normal(0, 1 + i, rows).round(4).tolist() for i, name in enumerate(NUMERIC)
@@ -61,24 +68,32 @@ def columns(rows: int, seed: int) -> dict[str, list[Any]]:
     return data
 
 
-def frame(rows: int, seed: int = BODY_SEED) -> pd.DataFrame:
+def columns(rows: int, seed: int, model: str = DEFAULT) -> dict[str, list[Any]]:
+    """Rows in the API's columns layout, JSON-native; the same rows for the same seed."""
+    if model == "demo":
+        applicants = demo.dataset(rows, seed)[0]
+        return {name: applicants[name].tolist() for name in applicants.columns}
+    return bench_columns(rows, seed)
+
+
+def frame(rows: int, seed: int = BODY_SEED, model: str = DEFAULT) -> pd.DataFrame:
     """What a server builds from :func:`body` (``pd.DataFrame(data)``), for in-process runs."""
-    return pd.DataFrame(columns(rows, seed))
+    return pd.DataFrame(columns(rows, seed, model))
 
 
-def body(rows: int, seed: int = BODY_SEED) -> bytes:
+def body(rows: int, seed: int = BODY_SEED, model: str = DEFAULT) -> bytes:
     """A ``POST /model/predict`` body of ``rows`` rows."""
-    return orjson.dumps({"data": columns(rows, seed)})
+    return orjson.dumps({"data": columns(rows, seed, model)})
 
 
-def mixed_bodies() -> list[tuple[int, bytes]]:
+def mixed_bodies(model: str = DEFAULT) -> list[tuple[int, bytes]]:
     """(rows, body) for every size of :data:`MIX_SIZES`, each from its own seed."""
-    return [(rows, body(rows, BODY_SEED + rows)) for rows in MIX_SIZES]
+    return [(rows, body(rows, BODY_SEED + rows, model)) for rows in MIX_SIZES]
 
 
-def mixed_frames() -> list[pd.DataFrame]:
+def mixed_frames(model: str = DEFAULT) -> list[pd.DataFrame]:
     """The frames of :func:`mixed_bodies`, for in-process runs."""
-    return [frame(rows, BODY_SEED + rows) for rows in MIX_SIZES]
+    return [frame(rows, BODY_SEED + rows, model) for rows in MIX_SIZES]
 
 
 def rows_label(rows: int | None) -> str:
@@ -112,13 +127,17 @@ def mapper() -> DataFrameMapper:
     )
 
 
-def build(out_dir: Path, names: Iterable[str] = tuple(CLASSIFIERS)) -> dict[str, Path]:
+def build(out_dir: Path, names: Iterable[str] = NAMES) -> dict[str, Path]:
     """Train and pack the named models into ``out_dir/<name>/``; returns each artifact's path."""
-    features = frame(TRAIN_ROWS, TRAIN_SEED)
-    target = labels(features, TRAIN_SEED)
     paths = {}
     for name in names:
-        pipeline = Pipeline([("mapper", mapper()), ("classifier", CLASSIFIERS[name]())])
+        if name == "demo":
+            features, target = demo.dataset(TRAIN_ROWS, TRAIN_SEED)
+            pipeline = demo.pipeline()
+        else:
+            features = frame(TRAIN_ROWS, TRAIN_SEED)
+            target = labels(features, TRAIN_SEED)
+            pipeline = Pipeline([("mapper", mapper()), ("classifier", CLASSIFIERS[name]())])
         pipeline.fit(features, target)
         paths[name], _ = packing.pack(pipeline, features.head(200), out_dir / name)
     return paths

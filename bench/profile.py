@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def record(
 ) -> Profile:
     """Drive ``scenario`` with wrk while py-spy samples the gunicorn master and its
     workers for ``seconds``; the summary, and the raw stacks written to ``out_dir``."""
-    py_spy = shutil.which("py-spy") or str(Path(__file__).resolve().parent.parent / ".venv/bin/py-spy")
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     master = running.children[APP].process.pid
     out_dir.mkdir(parents=True, exist_ok=True)
     raw_file = out_dir / f"{model}-{scenario.key}.txt"

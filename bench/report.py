@@ -22,10 +22,12 @@ from bench.ceiling import Ceiling
 from bench.fmt import mib, num, times
 from bench.load import SCENARIOS, Scenario, WrkResult
 from bench.models import rows_label
+from bench.profile import Profile
 from bench.runs import NOISY_CORES, ServerRun
 from bench.servers import APP
 from bench.thresholds import REFERENCE, Check
 from bench.wins import Win
+from bench.zoo import SPEEDUP_ROWS, ZooResult
 
 CEILING_LABEL = "ceiling (in-process, 1 core)"
 NOISE_NOTE = (
@@ -52,6 +54,7 @@ class Results:
     """What each ablation variant changes, by name."""
     wins: list[Win]
     ceilings: list[Ceiling]
+    zoo: list[ZooResult]
 
 
 def _errors(result: WrkResult) -> str:
@@ -257,6 +260,59 @@ def _ablation(runs: list[ServerRun], changes: dict[str, str]) -> list[str]:
     ]
 
 
+def _zoo_table(results: list[ZooResult]) -> list[str]:
+    rows = []
+    for r in results:
+        speed = []
+        for rows_ in SPEEDUP_ROWS:
+            pipeline_ms, served_ms = r.speedup[rows_]
+            speed += [f"{pipeline_ms:.3f} / {served_ms:.3f}", times(pipeline_ms, served_ms)]
+        verified = f"{r.verified_rows:,} rows, {r.verify_s:.2f} s" if r.verified_rows else "-"
+        rows.append([f"`{r.name}`: {r.title}", r.path, r.reason, verified, *speed])
+    header = ["Model", "Served by", "Why", "Verified (load + verify)"]
+    for rows_ in SPEEDUP_ROWS:
+        header += [f"{rows_label(rows_)}: pipeline / served ms", f"{rows_label(rows_)}: speedup"]
+    return [
+        "## Model zoo: how each pipeline is served, in-process",
+        "",
+        *_table(header, rows),
+        "`Model.score` on validated columns, as a worker calls it, with the fast path off"
+        " (the pipeline) and on (the plan, or the pipeline where it falls back); best of"
+        " five rounds. A plan serves only after matching the pipeline on the packed sample"
+        " and 2,000 synthetic rows (labels identical, continuous outputs within 1e-12).",
+        "",
+    ]
+
+
+def _profile_tables(runs: list[ServerRun]) -> list[str]:
+    lines = [
+        "## Profiles: where our workers' time goes under each scenario",
+        "",
+        "py-spy samples of the gunicorn processes holding the GIL, by stage of the request"
+        " path (the innermost stage a sample is in), then the functions with most samples"
+        " of their own. Raw stacks (flamegraph input) in `bench/results/profiles/`. nginx"
+        " and the kernel are not in these samples: see the CPU columns above.",
+        "",
+    ]
+    for run in runs:
+        if not run.profiles:
+            continue
+        profiles = list(run.profiles.values())
+        stages = list(dict.fromkeys(stage for p in profiles for stage in p.stages))
+        header = ["Stage", *(f"{p.scenario} ({p.samples:,} samples)" for p in profiles)]
+        rows = [[stage, *(_share(p, p.stages.get(stage, 0)) for p in profiles)] for stage in stages]
+        lines += [f"### Model `{run.model}`", "", *_table(header, rows)]
+        for p in profiles:
+            top = ", ".join(f"`{name}` {_share(p, n)}" for name, n in list(p.functions.items())[:6])
+            lines.append(f"- {p.scenario} ({p.raw}): {top}")
+        lines.append("")
+    return lines
+
+
+def _share(p: Profile, samples: int) -> str:
+    return f"{samples / p.samples:.0%}" if p.samples else "n/a"
+
+
 def _wins_table(wins: list[Win]) -> list[str]:
     rows = [
         [
@@ -294,6 +350,8 @@ def markdown(results: Results) -> str:
     lines += [f"- {name}: {value}" for name, value in results.settings.items()]
     lines.append("")
     lines += _thresholds_table(results.thresholds)
+    lines += _zoo_table(results.zoo)
+    lines += _profile_tables([r for r in results.runs if r.profiles])
     for model in dict.fromkeys(run.model for run in results.runs):
         lines += [f"## Model `{model}`", ""]
         lines += _load_table([r for r in results.runs if r.model == model], SCENARIOS, REFERENCE)

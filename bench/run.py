@@ -10,14 +10,19 @@ judged on the run's figures (``bench.thresholds``). One load at a time: the
 machine has two cores, so anything concurrent would be measured too. Every
 process started is stopped on error, Ctrl-C, SIGTERM or SIGHUP.
 
+Before the servers, the model zoo (``bench.zoo``): how each of its pipelines is served
+(plan or fallback, verified on how many rows) and the plan's in-process speedup. After
+each model's scenarios, py-spy profiles our stack under each scenario
+(``bench.profile``): the report explains a MISS with them.
+
 Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
 (1), BENCH_CEILING seconds per ceiling case (1), BENCH_WINS seconds per cheap
-win (0.5), BENCH_ABLATION seconds per ablation scenario (5; 0 skips the
-ablation), BENCH_WORKERS per server (2), BENCH_MODELS (``linear,heavy``; the
-ablation and the wins always use their models), BENCH_SERVERS (``ours,naive``;
-also ``ours-gunicorn``). The defaults take about five minutes on two cores
-(296 s measured; 6 s per ablation scenario, 2 s per ceiling case and 1 s per win
-took 329 s).
+win (0.5), BENCH_ZOO seconds per zoo timing (0.5), BENCH_PROFILE seconds per
+profiled scenario (5; 0 skips profiling), BENCH_ABLATION seconds per ablation
+scenario (5; 0 skips the ablation), BENCH_WORKERS per server (2), BENCH_MODELS
+(``demo,linear``; also ``heavy``; the ablation and the wins always use their
+models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
+about seven minutes on two cores.
 """
 
 from __future__ import annotations
@@ -39,7 +44,20 @@ from typing import Any
 import orjson
 import sklearn
 
-from bench import ablation, ceiling, cpu, load, memory, models, report, servers, thresholds, wins
+from bench import (
+    ablation,
+    ceiling,
+    cpu,
+    load,
+    memory,
+    models,
+    profile,
+    report,
+    servers,
+    thresholds,
+    wins,
+    zoo,
+)
 from bench.runs import ServerRun
 from deploy.processes import LOOPBACK, ChildExited, Stop, StopSignals, wait_until
 
@@ -57,6 +75,8 @@ class Config:
     warmup_s: int
     ceiling_s: float
     wins_s: float
+    zoo_s: float
+    profile_s: int
     ablation_s: int
     workers: int
     models: tuple[str, ...]
@@ -69,9 +89,11 @@ class Config:
             warmup_s=int(os.environ.get("BENCH_WARMUP", "1")),
             ceiling_s=float(os.environ.get("BENCH_CEILING", "1")),
             wins_s=float(os.environ.get("BENCH_WINS", "0.5")),
+            zoo_s=float(os.environ.get("BENCH_ZOO", "0.5")),
+            profile_s=int(os.environ.get("BENCH_PROFILE", "5")),
             ablation_s=int(os.environ.get("BENCH_ABLATION", "5")),
             workers=int(os.environ.get("BENCH_WORKERS", "2")),
-            models=_names("BENCH_MODELS", "linear,heavy", models.CLASSIFIERS),
+            models=_names("BENCH_MODELS", "demo,linear", models.NAMES),
             servers=_names("BENCH_SERVERS", "ours,naive", servers.NAMES),
         )
 
@@ -84,6 +106,8 @@ class Schedule:
     scenarios: tuple[load.Scenario, ...]
     seconds: int
     warmup_s: int
+    profile_s: int = 0
+    """Seconds of py-spy per scenario on our stack, after the measured runs (0: none)."""
 
 
 def _names(variable: str, default: str, known: Iterable[str]) -> tuple[str, ...]:
@@ -168,20 +192,22 @@ def bench_model(
     scenario by scenario: a neighbour's burst on this shared machine then hits both
     servers' runs of a scenario, not all the scenarios of one server.
     """
-    expected = models.load(artifact).predict(models.frame(1)).tolist()
+    expected = models.load(artifact).predict(models.frame(1, model=model)).tolist()
+    probe = models.body(1, model=model)
     with contextlib.ExitStack() as stack:
         running: dict[str, servers.Handle] = {}
         started: dict[str, float] = {}
         for server in under_test:
             running[server.name] = server.start(artifact)
             stack.callback(running[server.name].stop)
-            started[server.name] = cold_start(running[server.name], models.body(1), expected)
+            started[server.name] = cold_start(running[server.name], probe, expected)
             log(f"{model}/{server.name}: first correct prediction {started[server.name]:.2f} s")
         measured = {
             (name, scenario.key): measure(model, name, handle, scenario, bodies, schedule)
             for scenario in schedule.scenarios
             for name, handle in running.items()
         }
+        profiles = _profiles(model, running, bodies, schedule)
         runs = []
         for name, handle in running.items():
             if (why := handle.died()) is not None:
@@ -189,8 +215,31 @@ def bench_model(
             results = {s.key: measured[name, s.key][0] for s in schedule.scenarios}
             cpu_use = {s.key: measured[name, s.key][1] for s in schedule.scenarios}
             used = {program: memory.measure(pids) for program, pids in handle.groups().items()}
-            runs.append(ServerRun(model, name, started[name], results, cpu_use, used))
+            runs.append(
+                ServerRun(
+                    model, name, started[name], results, cpu_use, used, profiles.get(name, {})
+                )
+            )
         return runs
+
+
+def _profiles(
+    model: str,
+    running: dict[str, servers.Handle],
+    bodies: dict[int | None, Path],
+    schedule: Schedule,
+) -> dict[str, dict[str, profile.Profile]]:
+    """Our stack's profile under each scenario, by server and scenario (none when off)."""
+    ours = running.get(thresholds.CANDIDATE)
+    if not schedule.profile_s or ours is None:
+        return {}
+    found = {}
+    for scenario in schedule.scenarios:
+        found[scenario.key] = profile.record(
+            ours, model, scenario, bodies, schedule.profile_s, RESULTS / "profiles"
+        )
+        log(f"{model}/ours {scenario.key}: profiled, {found[scenario.key].samples} samples")
+    return {thresholds.CANDIDATE: found}
 
 
 def revision() -> str:
@@ -223,7 +272,14 @@ def settings(config: Config, under_test: list[servers.Server]) -> dict[str, str]
         ),
         "in-process": (
             f"ceiling {config.ceiling_s:g} s per case, cheap wins {config.wins_s:g} s per "
-            "comparison, before any server starts"
+            f"comparison, model zoo best of 5 rounds of {config.zoo_s / 5:g} s per timing, "
+            "before any server starts"
+        ),
+        "profiles": (
+            f"py-spy, {config.profile_s} s per scenario at {profile.SAMPLE_RATE} Hz, our stack"
+            " only, after its measured runs"
+            if config.profile_s
+            else "off (BENCH_PROFILE=0)"
         ),
     }
     if config.ablation_s:
@@ -249,21 +305,32 @@ def main() -> None:
     facts = settings(config, under_test)
     runs = []
     ablated: list[ServerRun] = []
-    main_load = Schedule(load.SCENARIOS, config.duration_s, config.warmup_s)
+    main_load = Schedule(load.SCENARIOS, config.duration_s, config.warmup_s, config.profile_s)
+    shutil.rmtree(RESULTS / "profiles", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        artifacts = models.build(Path(workdir))  # every model: the wins need both
-        bodies = load.write_bodies(Path(workdir))
-        log(f"models built; in-process ceiling, {config.ceiling_s:g} s per case")
+        artifacts = models.build(Path(workdir))  # every model: the wins need linear and heavy
+        bodies = {
+            model: load.write_bodies(Path(workdir) / "bodies" / model, model)
+            for model in {*config.models, ablation.MODEL}
+        }
+        log(f"models built; model zoo, {config.zoo_s:g} s per timing")
+        zoo_results = zoo.run(Path(workdir) / "zoo", config.zoo_s)
+        log(f"in-process ceiling, {config.ceiling_s:g} s per case")
         ceilings = ceiling.run({m: artifacts[m] for m in config.models}, config.ceiling_s)
         log(f"cheap wins, {config.wins_s:g} s per comparison")
         won = wins.run(artifacts, config.wins_s)
         for model in config.models:
-            runs += bench_model(under_test, model, artifacts[model], bodies, main_load)
+            runs += bench_model(under_test, model, artifacts[model], bodies[model], main_load)
         if variants:
             log(f"ablation: {len(variants)} variants, {config.ablation_s} s per scenario")
             ablation_load = Schedule(ablation.SCENARIOS, config.ablation_s, config.warmup_s)
-            artifact = artifacts[ablation.MODEL]
-            ablated = bench_model(variants, ablation.MODEL, artifact, bodies, ablation_load)
+            ablated = bench_model(
+                variants,
+                ablation.MODEL,
+                artifacts[ablation.MODEL],
+                bodies[ablation.MODEL],
+                ablation_load,
+            )
     results = report.Results(
         settings=facts,
         thresholds=thresholds.check(runs, ablated, config.workers),
@@ -272,8 +339,9 @@ def main() -> None:
         changes={variant.name: variant.change for variant in variants},
         wins=won,
         ceilings=ceilings,
+        zoo=zoo_results,
     )
-    (RESULTS / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    (RESULTS / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     text = report.markdown(results)
     (RESULTS / "report.md").write_text(text)
     report.chart(ceilings, runs, RESULTS / "bench.png")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.cpu import CpuUse
 from bench.load import WrkResult
 from bench.memory import ProcessMemory
+from bench.profile import Profile
 
 NOISY_CORES = 0.2
 """Above this many cores used by other processes during a run, its figures are flagged."""
@@ -24,6 +25,8 @@ class ServerRun:
     cpu: dict[str, CpuUse]
     memory: dict[str, list[ProcessMemory]]
     """After the load, by program (``servers.APP``, ``nginx``)."""
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    """By scenario key: where the workers' time went (``bench.profile``), when profiled."""
 
     def processes(self, program: str | None = None) -> list[ProcessMemory]:
         """Every process measured, or one program's (``servers.APP``: master and workers)."""

@@ -110,9 +110,7 @@ def _linear_head(est: Any, flow: Flow) -> Head:
             raise AttributeError(f"{cls.__name__} has no predict_proba")
         return classes.take(indices, axis=0), probability(s.copy())
 
-    return Head(
-        f"{cls.__name__}: computed directly", classify, probability is not None, True
-    )
+    return Head(f"{cls.__name__}: computed directly", classify, probability is not None, True)
 
 
 def compile_head(estimator: Any, flow: Flow) -> Head:

@@ -204,6 +204,13 @@ def test_the_demo_model_serves_by_its_plan(model_path: Path, demo_data) -> None:
     np.testing.assert_allclose(proba, loaded.pipeline.predict_proba(frame), rtol=0, atol=1e-12)
 
 
+def test_only_a_plan_of_library_code_runs_inline(model_path: Path, custom_path: Path) -> None:
+    """The batcher skips the deadline's thread only where no operator's code can run."""
+    assert predictor.load(model_path, fast_path=True).runs_inline
+    assert not predictor.load(model_path).runs_inline
+    assert not predictor.load(custom_path, fast_path=True).runs_inline
+
+
 def test_without_the_fast_path_the_pipeline_serves(model_path: Path) -> None:
     loaded = predictor.load(model_path)
     assert (loaded.plan, loaded.serves_by_plan) == (None, False)
@@ -287,9 +294,17 @@ def test_rows_the_plan_refuses_get_the_pipeline_answer(model_path: Path) -> None
     columns = payload.validate(by_plan.schema, raw, unknown="reject")
     with pytest.raises(ValueError, match="infinity"):
         by_plan.plan.score(columns, proba=True)
-    got = by_plan.score(columns, proba=True, finite=True)
+    guarded: list[bool] = []
+
+    def guard(call: Any) -> Any:
+        """Where the batcher puts its deadline: the pipeline's rerun must go through it."""
+        guarded.append(True)
+        return call()
+
+    got = by_plan.score(columns, proba=True, finite=True, guard=guard)
     expected = by_pipeline.score(columns, proba=True, finite=True)
     assert [a.tolist() for a in got] == [a.tolist() for a in expected]
+    assert guarded == [True]
     with pytest.raises(PredictionFailed) as plan_error:
         by_plan.score(columns, proba=True, finite=False)
     with pytest.raises(PredictionFailed) as pipeline_error:
