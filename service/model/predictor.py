@@ -78,19 +78,6 @@ class Versions(BaseModel):
     running: Toolchain
 
 
-class ModelSummary(BaseModel):
-    """What the version store keeps of a model: enough to list and compare versions."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    features: list[Feature]
-    model_type: str
-    task: Literal["classifier", "regressor"]
-    size_bytes: int = Field(ge=0)
-    versions: Versions
-    packed_at: str | None
-
-
 class ServingPath(BaseModel):
     """How this model's predictions are computed.
 
@@ -110,6 +97,22 @@ class ServingPath(BaseModel):
     detail: dict[str, Any] | None = None
     """Plan: what it compiled to and how much verification ran. Fallback after
     verification: where the plan and the pipeline parted (output, error, input row)."""
+
+
+class ModelSummary(BaseModel):
+    """What the version store keeps of a model: enough to list and compare versions."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    features: list[Feature]
+    model_type: str
+    task: Literal["classifier", "regressor"]
+    size_bytes: int = Field(ge=0)
+    versions: Versions
+    packed_at: str | None
+    serving_path: ServingPath | SkipJsonSchema[None] = None
+    """How the version serves, as its load (or the candidate check of an upload) compiled
+    and verified it; absent from versions stored before plans."""
 
 
 class ModelMetadata(ModelSummary):

@@ -34,6 +34,8 @@ def test_upload_activate_rollback_in_process(client: FlaskClient, regressor_path
     assert response.status_code == 201, response.get_json()
     record = response.get_json()
     assert record["model_type"] == "Ridge"
+    assert record["serving_path"]["path"] == "plan", "the candidate check verified its plan"
+    assert record["serving_path"]["detail"]["verified_rows"] >= 2000
     assert record["features_diff"]["added"] == ["city", "rooms", "size"]
     assert "employment" in record["features_diff"]["removed"]
 
@@ -46,6 +48,8 @@ def test_upload_activate_rollback_in_process(client: FlaskClient, regressor_path
 
     listing = client.get("/admin/models", headers=AUTH).get_json()
     assert (listing["active"], listing["previous"]) == (record["sha256"], first)
+    listed = {version["sha256"]: version for version in listing["versions"]}
+    assert listed[record["sha256"]]["serving_path"] == record["serving_path"]
     client.post(f"/admin/models/{listing['previous']}/activate", headers=AUTH)
     assert client.get("/model").get_json()["sha256"] == first
 
