@@ -8,9 +8,7 @@ OpenAPI document reads their schema, so each shape is declared here once.
 
 from __future__ import annotations
 
-import hashlib
 import platform
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,9 +24,10 @@ from sklearn.base import is_classifier
 from typing_extensions import TypedDict
 
 from service.errors import ContractViolation, OutputNotSupported, PredictionFailed
-from service.model import artifact, contract, payload, schema, signing
+from service.model import artifact, contract, payload, schema, serving_path, signing
 from service.model.payload import Columns
-from service.model.plan import Fallback, Plan, Verdict, prepare
+from service.model.plan import Fallback, Plan, Verdict
+from service.model.serving_path import ServingPath
 
 Output = Literal["predict", "proba", "both"]
 OUTPUTS: tuple[Output, ...] = get_args(Output)
@@ -76,27 +75,6 @@ class Versions(BaseModel):
 
     packed: Toolchain
     running: Toolchain
-
-
-class ServingPath(BaseModel):
-    """How this model's predictions are computed.
-
-    ``plan``: the pipeline compiled to numpy operations (``service.model.plan``), verified
-    against the pipeline at load. ``fallback``: the pipeline, because no plan could be built
-    or it failed verification; ``step`` and ``reason`` say where and why. ``pipeline``: the
-    pipeline, because ``FAST_PATH=false``.
-    """
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    path: Literal["plan", "fallback", "pipeline"]
-    step: str | None = None
-    """Fallback: the step the plan could not compile, or ``verification``. Plan: the step
-    from which the original steps run on the plan's matrix (a partial plan), if any."""
-    reason: str | None = None
-    detail: dict[str, Any] | None = None
-    """Plan: what it compiled to and how much verification ran. Fallback after
-    verification: where the plan and the pipeline parted (output, error, input row)."""
 
 
 class ModelSummary(BaseModel):
@@ -204,27 +182,7 @@ class Model:
     @cached_property
     def serving_path(self) -> ServingPath:
         """Which path computes the predictions, and why (``GET /model``, ``model_info``)."""
-        if isinstance(self.plan, Plan):
-            assert self.verdict is not None  # a plan serves only once verified
-            detail = {k: v for k, v in self.plan.describe().items() if k != "path"}
-            reason, handoff = self.verdict.reason, self.plan.handoff
-            if handoff is not None:
-                reason += f"; from this step the original steps run ({handoff.reason})"
-            return ServingPath(
-                path="plan",
-                step=None if handoff is None else handoff.step,
-                reason=reason,
-                detail={**detail, "verified_rows": self.verdict.rows},
-            )
-        if isinstance(self.plan, Fallback):
-            mismatch = None
-            if self.verdict is not None and self.verdict.output is not None:
-                keys = ("output", "max_error", "batch", "row")
-                mismatch = {k: v for k, v in self.verdict.describe().items() if k in keys}
-            return ServingPath(
-                path="fallback", step=self.plan.step, reason=self.plan.reason, detail=mismatch
-            )
-        return ServingPath(path="pipeline", reason="the fast path is off (FAST_PATH=false)")
+        return serving_path.describe(self.plan, self.verdict)
 
     @property
     def runs_inline(self) -> bool:
@@ -393,31 +351,6 @@ def _schema_for(pipeline: Any, schema_path: Path) -> schema.Schema:
     return packed
 
 
-_VERDICTS: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
-"""This process's verdicts, per artifact sha256 and schema, most recent last: verifying
-costs ~0.2 s a load, and the same artifact loads again on a swap back to an earlier
-version (and many times over in the tests), which then skips reverification. A verdict
-depends only on the artifact's bytes, its schema and the installed libraries."""
-_VERDICTS_KEPT = 32
-
-
-def _prepare(
-    pipeline: Any, model_schema: schema.Schema, sha256: str
-) -> tuple[Plan | Fallback, Verdict]:
-    """The plan, verified on the packed example row (the schema file's, when there is one)
-    and synthetic rows, or the Fallback saying why the pipeline serves."""
-    key = (sha256, hashlib.sha256(schema.dumps(model_schema)).hexdigest())
-    sample = None
-    if model_schema.source == "schema file":  # packing keeps the sample's first row
-        sample = {name: [value] for name, value in model_schema.example.items()}
-    compiled, verdict = prepare(pipeline, model_schema, sample=sample, verdict=_VERDICTS.get(key))
-    _VERDICTS[key] = verdict
-    _VERDICTS.move_to_end(key)
-    while len(_VERDICTS) > _VERDICTS_KEPT:
-        _VERDICTS.popitem(last=False)
-    return compiled, verdict
-
-
 def load(path: Path, *, key: bytes | None = None, fast_path: bool = False) -> Model:
     """Read, verify, unpickle and check the artifact; raises an error that says what is wrong.
 
@@ -428,7 +361,7 @@ def load(path: Path, *, key: bytes | None = None, fast_path: bool = False) -> Mo
     pipeline = contract.check(loaded.obj)
     model_schema = _schema_for(pipeline, path.with_suffix(".schema.json"))
     compiled, verdict = (
-        _prepare(pipeline, model_schema, loaded.sha256) if fast_path else (None, None)
+        serving_path.prepare(pipeline, model_schema, loaded.sha256) if fast_path else (None, None)
     )
     return Model(
         pipeline=pipeline,

@@ -22,7 +22,7 @@ from service.errors import (
     OutputNotSupported,
     PredictionFailed,
 )
-from service.model import payload, predictor, schema
+from service.model import payload, predictor, schema, serving_path
 from service.model.plan import Plan
 
 # The module, not the function of the same name that service.model.plan re-exports.
@@ -242,7 +242,7 @@ def test_a_plan_that_disagrees_is_discarded_at_load(
         return labels, None if probabilities is None else probabilities + 1e-9
 
     monkeypatch.setattr(Plan, "score", wrong)
-    monkeypatch.setattr(predictor, "_VERDICTS", OrderedDict())  # no remembered verdict
+    monkeypatch.setattr(serving_path, "VERDICTS", OrderedDict())  # no remembered verdict
     loaded = predictor.load(model_path, fast_path=True)
     assert not loaded.serves_by_plan
     path = loaded.metadata().serving_path
@@ -274,7 +274,7 @@ def test_a_verdict_is_remembered_per_artifact(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(plan_verify, "verify", counted)
-    monkeypatch.setattr(predictor, "_VERDICTS", OrderedDict())
+    monkeypatch.setattr(serving_path, "VERDICTS", OrderedDict())
     first = predictor.load(model_path, fast_path=True)
     again = predictor.load(model_path, fast_path=True)
     assert calls == ["verify"]
