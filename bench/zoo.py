@@ -162,7 +162,7 @@ ZOO: tuple[Entry, ...] = (
     ),
     Entry(
         "forest",
-        "a tree ensemble: RandomForestClassifier (50 trees) through its own predict",
+        "a tree ensemble: RandomForestClassifier, 50 trees summed by the plan",
         _bench_data,
         lambda: _mapper_pipeline(
             _numeric_mapper(StandardScaler)

@@ -10,7 +10,8 @@ validated request columns::
     columns ─► first step: each mapper / ColumnTransformer entry, as per-column ops
             ─► middle steps compiled while they are known elementwise transformers
             ─► [hand-off: the remaining original steps, from the first unknown one]
-            ─► estimator: linear models computed directly, any other its own predict
+            ─► estimator: linear models computed directly, forests' trees summed
+                          directly, any other its own predict
 
 Each op repeats what the installed scikit-learn does, down to the order of the
 floating-point operations and the dtypes, so answers are equal rather than close.
@@ -28,7 +29,7 @@ Where each part lives:
 - ``features``: those blocks at run time, request columns as pandas would hold them
 - ``transformers``: which transformer class compiles how (the registry)
 - ``scalers``, ``imputers``, ``functions``, ``labels``, ``encoders``: the compilers
-- ``estimators`` and ``linear``: the final estimator
+- ``estimators``, ``linear`` and ``forests``: the final estimator
 - ``verify``, ``compare``, ``synthetic``: :func:`verify` and :func:`prepare`
 - ``base``: what every compiler shares (``Flow``, ``Compiled``, ``Unsupported``)
 """

@@ -1,7 +1,9 @@
-"""The final estimator: linear models computed directly, any other through its own predict.
+"""The final estimator: linear models computed directly, forests' trees summed directly,
+any other through its own predict.
 
 A linear model's answer is one matrix product and a link function (see
-:mod:`~service.model.plan.linear`); for any other estimator, or one whose input the
+:mod:`~service.model.plan.linear`), a forest's the sum of its trees' (see
+:mod:`~service.model.plan.forests`); for any other estimator, or one whose input the
 plan cannot vouch for, its own ``predict`` is exact and only the finiteness check
 that would pass anyway is skipped.
 """
@@ -27,6 +29,7 @@ from sklearn.svm import LinearSVC, LinearSVR
 
 from service.model.plan.base import Flow, Outputs, Unsupported
 from service.model.plan.core import Head, finite
+from service.model.plan.forests import forest_head
 from service.model.plan.linear import (
     Proba,
     Scores,
@@ -114,9 +117,13 @@ def _linear_head(est: Any, flow: Flow) -> Head:
 
 
 def compile_head(estimator: Any, flow: Flow) -> Head:
-    try:
-        return _linear_head(estimator, flow)
-    except Unsupported as exc:
-        return generic_head(estimator, exc.reason)
-    except Exception as exc:  # an estimator unlike its class: its own predict is exact
-        return generic_head(estimator, f"could not read it: {exc!r}")
+    """A linear model computed directly, a forest's trees summed, else its own predict."""
+    reasons = []
+    for compile_direct in (_linear_head, forest_head):
+        try:
+            return compile_direct(estimator, flow)
+        except Unsupported as exc:
+            reasons.append(exc.reason)
+        except Exception as exc:  # an estimator unlike its class: its own predict is exact
+            return generic_head(estimator, f"could not read it: {exc!r}")
+    return generic_head(estimator, reasons[0])
