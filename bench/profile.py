@@ -80,7 +80,9 @@ def summarise(raw: str, model: str, scenario: str, relative: str) -> Profile:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [_frame_name(frame) for frame in stack.split(";")[1:]]  # [0] is the process
+        frames = [  # py-spy starts a stack with its process, and its parents' (--subprocesses)
+            _frame_name(frame) for frame in stack.split(";") if not frame.startswith("process ")
+        ]
         weight = int(count)
         samples += weight
         stages[_stage(frames)] += weight

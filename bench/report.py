@@ -277,9 +277,10 @@ def _zoo_table(results: list[ZooResult]) -> list[str]:
         "",
         *_table(header, rows),
         "`Model.score` on validated columns, as a worker calls it, with the fast path off"
-        " (the pipeline) and on (the plan, or the pipeline where it falls back); best of"
-        " five rounds. A plan serves only after matching the pipeline on the packed sample"
-        " and 2,000 synthetic rows (labels identical, continuous outputs within 1e-12).",
+        " (the pipeline) and on (the plan, or the pipeline where it falls back: about 1x by"
+        " construction, the rest is noise); the best of several rounds, the two sides taking"
+        " turns. A plan serves only after matching the pipeline on the packed sample and"
+        " 2,000 synthetic rows (labels identical, continuous outputs within 1e-12).",
         "",
     ]
 

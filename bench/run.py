@@ -272,7 +272,8 @@ def settings(config: Config, under_test: list[servers.Server]) -> dict[str, str]
         ),
         "in-process": (
             f"ceiling {config.ceiling_s:g} s per case, cheap wins {config.wins_s:g} s per "
-            f"comparison, model zoo best of 5 rounds of {config.zoo_s / 5:g} s per timing, "
+            f"comparison, model zoo {config.zoo_s:g} s per comparison (best of "
+            f"{zoo.ROUNDS} rounds per side, taking turns), "
             "before any server starts"
         ),
         "profiles": (
@@ -341,7 +342,9 @@ def main() -> None:
         ceilings=ceilings,
         zoo=zoo_results,
     )
-    (RESULTS / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    (RESULTS / "results.json").write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    )
     text = report.markdown(results)
     (RESULTS / "report.md").write_text(text)
     report.chart(ceilings, runs, RESULTS / "bench.png")

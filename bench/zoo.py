@@ -286,20 +286,38 @@ class ZooResult:
     """rows -> (pipeline path ms, served path ms) per call of ``Model.score``."""
 
 
-def _per_call_ms(call: Callable[[], object], seconds: float) -> float:
-    """The best of five rounds, each as many calls as fit in a fifth of ``seconds``."""
+ROUNDS = 7
+
+
+def _calls_in(call: Callable[[], object], seconds: float) -> int:
+    """How many calls take about ``seconds`` (at least 3), after one warm-up call."""
     call()
     started, calls = time.perf_counter(), 0
-    while time.perf_counter() - started < seconds / 5 or calls < 3:
+    while time.perf_counter() - started < seconds or calls < 3:
         call()
         calls += 1
-    best = float("inf")
-    for _ in range(5):
-        began = time.perf_counter()
-        for _ in range(calls):
-            call()
-        best = min(best, (time.perf_counter() - began) / calls)
-    return best * 1000
+    return calls
+
+
+def _round_ms(call: Callable[[], object], calls: int) -> float:
+    began = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - began) / calls * 1000
+
+
+def per_call_ms(
+    pipeline: Callable[[], object], served: Callable[[], object], seconds: float
+) -> tuple[float, float]:
+    """Milliseconds per call of each side: the best of :data:`ROUNDS` rounds, the sides
+    taking turns, so a neighbour's burst on this shared machine slows both, not one."""
+    share = seconds / (2 * ROUNDS)
+    sides = [(pipeline, _calls_in(pipeline, share)), (served, _calls_in(served, share))]
+    best = [float("inf"), float("inf")]
+    for _ in range(ROUNDS):
+        for index, (call, calls) in enumerate(sides):
+            best[index] = min(best[index], _round_ms(call, calls))
+    return best[0], best[1]
 
 
 def measure(entry: Entry, artifact: Path, seconds: float) -> ZooResult:
@@ -313,9 +331,10 @@ def measure(entry: Entry, artifact: Path, seconds: float) -> ZooResult:
     for rows in SPEEDUP_ROWS:
         raw = request_columns(request_frame(entry, rows))
         columns = payload.validate(fast.schema, raw, unknown="ignore")
-        speedup[rows] = (
-            _per_call_ms(partial(slow.score, columns, proba=slow.has_proba), seconds),
-            _per_call_ms(partial(fast.score, columns, proba=fast.has_proba), seconds),
+        speedup[rows] = per_call_ms(
+            partial(slow.score, columns, proba=slow.has_proba),
+            partial(fast.score, columns, proba=fast.has_proba),
+            seconds,
         )
     path = fast.serving_path
     where = f" at {path.step}" if path.step else ""
