@@ -200,7 +200,7 @@ def _fast_array(column: Column, values: list[Any]) -> np.ndarray | list[Any] | N
     if column.kind == "string":
         return values
     try:  # fromiter: a third faster than np.array for a list of Python numbers
-        array = np.fromiter(values, dtype=NUMPY_TYPES[column.kind], count=len(values))
+        array: np.ndarray = np.fromiter(values, dtype=NUMPY_TYPES[column.kind], count=len(values))
     except OverflowError:
         return None
     if column.kind == "number" and not np.isfinite(array).all():
