@@ -113,18 +113,27 @@ def when_ready(server: Arbiter) -> None:
     Without this, the first garbage collection in each worker writes to every object's
     header and copies the whole preloaded model into private memory (benoitc/gunicorn#1640).
     """
+    from service.control.controller import forget_reloads
+
+    forget_reloads(server.pid)  # a status left by an earlier master of the same pid
     gc.collect()
     gc.freeze()
 
 
 def post_fork(server: Arbiter, worker: Worker) -> None:
     """Wire the worker to its master: model swaps go through the master (so every worker
-    gets them), and a worker whose prediction overran its deadline asks to be replaced."""
+    gets them), a worker whose prediction overran its deadline asks to be replaced, and
+    the worker follows the store's ACTIVE pointer when replicas share the store."""
     from service.control.controller import hup_master
+    from service.control.follower import Follower
 
     app = server.app.wsgi()
-    app.extensions["control"].reload_via_master = hup_master(server.pid)
+    control = app.extensions["control"]
+    control.reload_via_master = hup_master(server.pid)
     app.extensions["runtime"].on_stuck = _retire_now
+    if control.settings.store_poll_s > 0:
+        follower = Follower(control, server.pid, control.reload_via_master)
+        follower.start(control.settings.store_poll_s)
 
 
 def _retire_now() -> None:

@@ -43,6 +43,11 @@ class Settings:
     """The versioned model store (``store/``, ``ACTIVE``); unset: the folder of MODEL_PATH.
     ``make run`` keeps its store in ``.run/store`` so it never writes beside your model."""
 
+    store_poll_s: float = field(default=5.0, metadata={"env": "STORE_POLL_S"})
+    """How often each worker looks at the store's ``ACTIVE`` pointer, so an activation
+    through another replica sharing the store reaches this one (``control.follower``).
+    Polling, because inotify does not see a network filesystem's writes. 0: never."""
+
     boot_model: str = field(default="active", metadata={"env": "BOOT_MODEL"})
     """Which model start-up serves. ``active``: the store's active version, so activations
     survive restarts (MODEL_PATH only seeds an empty store). ``model_path``: MODEL_PATH,
@@ -122,6 +127,8 @@ class Settings:
             )
         if self.boot_model not in BOOT_MODELS:
             raise SettingsError(f"BOOT_MODEL must be one of {BOOT_MODELS}, got {self.boot_model!r}")
+        if self.store_poll_s < 0:
+            raise SettingsError(f"STORE_POLL_S must be 0 (off) or more, got {self.store_poll_s}")
         if self.batch_max_rows < 1:
             raise SettingsError(f"BATCH_MAX_ROWS must be at least 1, got {self.batch_max_rows}")
         if not 0 <= self.batch_max_wait_ms <= 1000:

@@ -11,7 +11,11 @@ into the preloaded app and reports the outcome in a status file; gunicorn
 then forks fresh workers from it, which share the new model copy-on-write,
 and retires the old ones gracefully. The handler returns once no old worker
 but itself is left. Without gunicorn (tests, ``flask run``) the swap happens
-in-process.
+in-process. Other replicas sharing the store follow (``service.control.follower``).
+
+The status file and the follow lock belong to one replica (one master): they live in
+the machine's temporary folder, keyed by the master's pid, never in the store, which
+a fleet shares.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,7 +55,7 @@ from service.settings import Settings
 log = logging.getLogger("service.control.controller")
 
 CHUNK = 1024 * 1024
-STATUS = ".reload-status.json"
+STATUS = "reload-status.json"
 RETIRE_LINGER = 2.5
 """gunicorn gives a retiring gthread worker's idle keep-alive connections 2 s
 (STOP_KEEPALIVE_LINGER); after that no old worker but the caller can answer."""
@@ -238,9 +243,13 @@ class Control:
     # ---- activation ----------------------------------------------------------------------
 
     def activate(self, sha256: str) -> Activation:
-        """Make a stored version the served one, in every worker, before returning."""
+        """Make a stored version the served one, in every worker, before returning.
+
+        Other replicas sharing the store follow within ``STORE_POLL_S``; this replica's own
+        followers wait on its follow lock meanwhile, so it moves once.
+        """
         self.store.require(sha256)
-        with self._exclusive():
+        with self._exclusive(), replica_lock(os.getppid(), wait=True):
             previous = self.store.active()
             self.store.activate(sha256)
             try:
@@ -271,7 +280,7 @@ class Control:
                 raise ReloadFailed(f"version {sha256} failed to load: {exc.message}") from exc
             self.metrics.reload(True)
             return [os.getpid()]
-        return self._swap_workers(sha256, self.reload_via_master)
+        return self.swap_workers(sha256, self.reload_via_master)
 
     def load_version(self, sha256: str) -> predictor.Model:
         """A stored version, loaded as this server serves it."""
@@ -279,22 +288,28 @@ class Control:
             self.store.path(sha256), key=self.settings.key, fast_path=self.settings.fast_path
         )
 
-    def _swap_workers(self, sha256: str, reload_via_master: Callable[[], int]) -> list[int]:
-        """HUP the master, wait for its reload verdict, then for the old workers to leave."""
+    def swap_workers(self, sha256: str, reload_via_master: Callable[[], int]) -> list[int]:
+        """HUP the master (this worker's parent), wait for its reload verdict, then for the
+        old workers to leave."""
         master = os.getppid()
         old = set(children(master)) - {os.getpid()}
-        seq = read_status(self.store.root).get("seq", 0)
         signalled = time.monotonic()
+        self.reload_master(sha256, reload_via_master, master)
+        wait_for(lambda: not (set(children(master)) & old) or None, 60, "old workers to retire")
+        if old:  # their kept-alive connections may still get a request for a moment
+            time.sleep(max(0.0, signalled + RETIRE_LINGER - time.monotonic()))
+        return sorted(set(children(master)) - {os.getpid()})
+
+    def reload_master(self, sha256: str, reload_via_master: Callable[[], int], master: int) -> None:
+        """HUP the master and wait for its verdict: ReloadFailed unless it loaded ``sha256``."""
+        seq = read_status(master).get("seq", 0)
         reload_via_master()
-        status = wait_for(lambda: _newer(read_status(self.store.root), seq), 60, "master reload")
+        status = wait_for(lambda: _newer(read_status(master), seq), 60, "master reload")
         if not status.get("ok") or status.get("sha256") != sha256:
             raise ReloadFailed(
                 f"the server could not load version {sha256}: {status.get('error')}",
                 details={"sha256": sha256},
             )
-        wait_for(lambda: not (set(children(master)) & old) or None, 60, "old workers to retire")
-        time.sleep(max(0.0, signalled + RETIRE_LINGER - time.monotonic()))
-        return sorted(set(children(master)) - {os.getpid()})
 
     # ---- listing and deleting --------------------------------------------------------------
 
@@ -317,7 +332,7 @@ class Control:
 def reload_in_master(control: Control) -> None:
     """Load the active version into the preloaded app and record the outcome for the waiter."""
     sha = control.store.active()
-    status: dict[str, Any] = {"seq": read_status(control.store.root).get("seq", 0) + 1}
+    status: dict[str, Any] = {"seq": read_status(os.getpid()).get("seq", 0) + 1}
     try:
         if sha is None:
             raise ReloadFailed("no active version in the store")
@@ -330,14 +345,41 @@ def reload_in_master(control: Control) -> None:
         status.update(ok=False, sha256=sha, error=exc.message)
     control.metrics.reload(status["ok"])
     status["at"] = now()
-    write_atomic(control.store.root / STATUS, json.dumps(status).encode())
+    write_atomic(replica_file(os.getpid(), STATUS), json.dumps(status).encode())
 
 
-def read_status(root: Path) -> dict[str, Any]:
+def replica_file(master: int, name: str) -> Path:
+    """A file of one replica's own: its master's reload status, its follow lock."""
+    return Path(tempfile.gettempdir()) / f"model-serving-{master}.{name}"
+
+
+def forget_reloads(master: int) -> None:
+    """A new master starts with no reload: in a container, every master may be pid 1."""
+    replica_file(master, STATUS).unlink(missing_ok=True)
+
+
+def read_status(master: int) -> dict[str, Any]:
+    """The outcome of the master's last reload: seq, ok, sha256 (and error), at."""
     try:
-        return json.loads((root / STATUS).read_text())
+        return json.loads(replica_file(master, STATUS).read_text())
     except (OSError, ValueError):
         return {}
+
+
+@contextmanager
+def replica_lock(master: int, *, wait: bool) -> Iterator[bool]:
+    """One replica's swap at a time: a local activation and the followers of its workers
+    take it; yields whether it was taken. A worker that dies holding it releases it."""
+    with replica_file(master, "follow.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _newer(status: dict[str, Any], seq: int) -> dict[str, Any] | None:
