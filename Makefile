@@ -23,7 +23,7 @@ venv: $(STAMP) ## Create the virtual environment with every dependency
 # runs the README's two commands and nothing else.
 RUN_TOOLS := nginx:nginx envsubst:gettext-base ss:iproute2
 TEST_TOOLS := $(RUN_TOOLS) promtool:prometheus prometheus:prometheus wrk:wrk \
-  docker-compose:docker-compose curl:curl
+  docker-compose:docker-compose curl:curl haproxy:haproxy
 
 tools-run:
 	@sh deploy/apt-need.sh $(RUN_TOOLS)
@@ -54,6 +54,14 @@ METRICS_PORT ?= 9200
 run: $(STAMP) tools-run $(KEY) $(TOKEN) ## Serve MODEL=path (default: the demo) through nginx on PORT=8080
 	@exec $(PY) -m deploy.run $(if $(MODEL),--model "$(MODEL)") --port $(PORT) \
 	  --metrics-port $(METRICS_PORT) --run-dir $(RUN_DIR) --key-file $(KEY) --token-file $(TOKEN)
+
+REPLICAS ?= 3
+
+fleet: $(STAMP) tools-run $(KEY) $(TOKEN) ## REPLICAS=3 stacks sharing one store behind HAProxy on PORT=8080
+	@sh deploy/apt-need.sh haproxy:haproxy
+	@exec $(PY) -m deploy.fleet --replicas $(REPLICAS) $(if $(MODEL),--model "$(MODEL)") \
+	  --port $(PORT) --metrics-port $(METRICS_PORT) --run-dir $(RUN_DIR) --key-file $(KEY) \
+	  --token-file $(TOKEN)
 
 MONITOR_PORT ?= 9090
 
@@ -118,5 +126,5 @@ FUZZ_ARGS ?=
 fuzz: $(STAMP) tools-run ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
 	$(PY) -m tests.integration.test_fuzz $(FUZZ_ARGS)
 
-.PHONY: help venv tools-run tools-test model run monitor lint format test-unit test bench soak fuzz \
+.PHONY: help venv tools-run tools-test model run fleet monitor lint format test-unit test bench soak fuzz \
   compose-up compose-down

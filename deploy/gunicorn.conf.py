@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 
 # ---- environment every process needs before numpy or prometheus_client import ------------
 # One BLAS/OpenMP thread per worker: N workers x N cores threads would oversubscribe the
@@ -116,21 +117,48 @@ def when_ready(server: Arbiter) -> None:
     from service.control.controller import forget_reloads
 
     forget_reloads(server.pid)  # a status left by an earlier master of the same pid
+    drain_s = server.app.wsgi().extensions["runtime"].settings.shutdown_drain_s
+    if drain_s > 0:
+        _drain_before_stopping(server, drain_s)
     gc.collect()
     gc.freeze()
+
+
+def _drain_before_stopping(server: Arbiter, seconds: float) -> None:
+    """The first TERM marks the replica as draining (``/readyz`` fails, every request is
+    still served) and stops gracefully ``seconds`` later, so a load balancer probing
+    ``/readyz`` takes the replica out first; a second TERM stops at once."""
+    from service.control.controller import start_draining
+
+    graceful_stop = server.handle_term
+
+    def handle_term() -> None:
+        if server.draining_since is not None:
+            graceful_stop()  # raises StopIteration: gunicorn's graceful stop
+            return
+        server.draining_since = time.monotonic()
+        start_draining(server.pid)
+        server.log.info("TERM: draining for %g s before the graceful stop", seconds)
+        timer = threading.Timer(seconds, server.signal, (signal.SIGTERM, None))
+        timer.daemon = True
+        timer.start()
+
+    server.draining_since = None
+    server.handle_term = handle_term
 
 
 def post_fork(server: Arbiter, worker: Worker) -> None:
     """Wire the worker to its master: model swaps go through the master (so every worker
     gets them), a worker whose prediction overran its deadline asks to be replaced, and
     the worker follows the store's ACTIVE pointer when replicas share the store."""
-    from service.control.controller import hup_master
+    from service.control.controller import drain_mark, hup_master
     from service.control.follower import Follower
 
     app = server.app.wsgi()
     control = app.extensions["control"]
     control.reload_via_master = hup_master(server.pid)
     app.extensions["runtime"].on_stuck = _retire_now
+    app.extensions["runtime"].draining = drain_mark(server.pid)
     if control.settings.store_poll_s > 0:
         follower = Follower(control, server.pid, control.reload_via_master)
         follower.start(control.settings.store_poll_s)

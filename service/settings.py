@@ -48,6 +48,12 @@ class Settings:
     through another replica sharing the store reaches this one (``control.follower``).
     Polling, because inotify does not see a network filesystem's writes. 0: never."""
 
+    shutdown_drain_s: float = field(default=0.0, metadata={"env": "SHUTDOWN_DRAIN_S"})
+    """Told to stop (TERM to gunicorn's master), the replica first fails ``/readyz`` and
+    keeps serving this long, so a load balancer probing it takes it out before it stops
+    taking requests; then the graceful stop. A second TERM stops at once. 0: no drain
+    (one replica, or an orchestrator that removes the replica first)."""
+
     boot_model: str = field(default="active", metadata={"env": "BOOT_MODEL"})
     """Which model start-up serves. ``active``: the store's active version, so activations
     survive restarts (MODEL_PATH only seeds an empty store). ``model_path``: MODEL_PATH,
@@ -127,6 +133,10 @@ class Settings:
             )
         if self.boot_model not in BOOT_MODELS:
             raise SettingsError(f"BOOT_MODEL must be one of {BOOT_MODELS}, got {self.boot_model!r}")
+        if self.shutdown_drain_s < 0:
+            raise SettingsError(
+                f"SHUTDOWN_DRAIN_S must be 0 (no drain) or more, got {self.shutdown_drain_s}"
+            )
         if self.store_poll_s < 0:
             raise SettingsError(f"STORE_POLL_S must be 0 (off) or more, got {self.store_poll_s}")
         if self.batch_max_rows < 1:

@@ -353,9 +353,25 @@ def replica_file(master: int, name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"model-serving-{master}.{name}"
 
 
+DRAINING = "draining"
+
+
 def forget_reloads(master: int) -> None:
-    """A new master starts with no reload: in a container, every master may be pid 1."""
-    replica_file(master, STATUS).unlink(missing_ok=True)
+    """A new master starts with no reload and no drain: in a container, every master may
+    be pid 1."""
+    for name in (STATUS, DRAINING):
+        replica_file(master, name).unlink(missing_ok=True)
+
+
+def start_draining(master: int) -> None:
+    """Mark the replica as stopping: its workers' ``/readyz`` answers 503 from now on."""
+    replica_file(master, DRAINING).touch()
+
+
+def drain_mark(master: int) -> Callable[[], bool]:
+    """Whether the master marked the replica as draining (a stat per readiness probe)."""
+    mark = replica_file(master, DRAINING)
+    return mark.exists
 
 
 def read_status(master: int) -> dict[str, Any]:

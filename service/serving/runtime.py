@@ -69,6 +69,9 @@ class Runtime:
         self.on_stuck: Callable[[], None] = lambda: None
         """What a worker does once a prediction overran its deadline: gunicorn's post_fork
         hook makes it stop the worker so the master replaces it."""
+        self.draining: Callable[[], bool] = lambda: False
+        """Whether the replica was told to stop and drains (``SHUTDOWN_DRAIN_S``): gunicorn's
+        post_fork hook makes it look for the master's drain mark."""
         self.serving = self._prepare(model)
 
     @property
@@ -77,6 +80,8 @@ class Runtime:
 
     @property
     def readiness(self) -> Readiness:
+        if self.draining():
+            return Readiness(False, "stopping: draining before the graceful stop")
         if self.serving.batcher.stuck:
             return Readiness(False, "a prediction overran PREDICT_TIMEOUT_S; worker restarting")
         return self.serving.readiness

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -96,3 +97,32 @@ def test_concurrent_activations_converge_and_keep_both_versions(
         kept = store / "store" / sha / "pipeline.pkl"
         assert hashlib.sha256(kept.read_bytes()).hexdigest() == sha
         assert kept.read_bytes() == version.read_bytes()
+
+
+def test_a_replica_told_to_stop_drains_first(tmp_path: Path) -> None:
+    """TERM to the master: /readyz fails at once (the load balancer takes the replica out)
+    while predictions are still answered; the graceful stop comes SHUTDOWN_DRAIN_S later."""
+    drain_s = 4.0
+    model = signed_demo(tmp_path / "binary")
+    with start_stack(model, tmp_path / "run", SHUTDOWN_DRAIN_S=str(drain_s)) as replica:
+        gunicorn = replica.gunicorn
+        assert gunicorn is not None
+        with Load(f"{replica.base_url}/model/predict", {"data": ROWS}, clients=2) as load:
+            told = time.monotonic()
+            gunicorn.process.send_signal(signal.SIGTERM)
+            wait_for(
+                lambda: requests.get(f"{replica.base_url}/readyz", timeout=5).status_code == 503,
+                2,
+                "/readyz to fail",
+            )
+            reason = requests.get(f"{replica.base_url}/readyz", timeout=5).json()
+            while time.monotonic() - told < drain_s - 1:
+                assert served(replica)
+            answered = len(load.ok)
+        wait_for(lambda: not gunicorn.running(), 30, "the graceful stop")
+        stopped = time.monotonic() - told
+        assert gunicorn.exit_status() == "exit code 0"
+    assert reason["error"]["message"].startswith("stopping: draining")
+    assert load.failures == [], load.summary()
+    assert answered > 10
+    assert stopped >= drain_s
