@@ -72,6 +72,17 @@ def test_readyz_503_when_warm_up_fails(tmp_path: Path, demo_pipeline: Any, demo_
     assert client.get("/healthz").status_code == 200
 
 
+def test_a_draining_replica_fails_readyz_but_still_predicts(app: Any) -> None:
+    """Told to stop (SHUTDOWN_DRAIN_S), the load balancer must take it out while it still
+    answers what reaches it."""
+    client = app.test_client()
+    app.extensions["runtime"].draining = lambda: True
+    error = error_of(client.get("/readyz"), 503, "not_ready")
+    assert error["message"] == "stopping: draining before the graceful stop"
+    response = client.post("/model/predict", json={"data": ROWS})
+    assert response.status_code == 200, response.get_json()
+
+
 def test_usage_example_is_a_working_request(client: FlaskClient) -> None:
     usage = client.get("/usage").get_json()
     example = usage["predict"]["example_request"]
