@@ -36,10 +36,10 @@ FROM base AS test
 # The Makefile's TEST_TOOLS, which `make test` checks first, and make. nginx, gettext-base
 # (envsubst), iproute2 (ss): the stack tests; prometheus: promtool and the scrape test; wrk:
 # the soak test (bench/); docker-compose: validates docker-compose.yml (no engine needed);
-# curl: the /usage example is run as printed.
+# curl: the /usage example is run as printed; haproxy: the fleet tests (deploy/fleet.py).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      make nginx prometheus gettext-base iproute2 wrk docker-compose curl \
+      make nginx prometheus gettext-base iproute2 wrk docker-compose curl haproxy \
  && rm -rf /var/lib/apt/lists/*
 
 # The Makefile uses .venv/: build it here, seeing the runtime dependencies installed above,
