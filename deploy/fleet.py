@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.model_choice import ChoiceError, choose
 from deploy.processes import (
@@ -169,11 +170,13 @@ class Fleet:
         """Servers HAProxy counts as up, over both backends (from its exporter)."""
         with LOOPBACK.open(self.metrics_url, timeout=5) as response:
             text = response.read().decode()
-        prefix = "haproxy_server_status{"
         return sum(
             1
-            for line in text.splitlines()
-            if line.startswith(prefix) and 'state="UP"' in line and line.endswith(" 1")
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "haproxy_server_status"
+            and sample.labels.get("state") == "UP"
+            and sample.value == 1
         )
 
     def restart(self, index: int, timeout: float = 60) -> Stack:

@@ -157,11 +157,11 @@ def post_fork(server: Arbiter, worker: Worker) -> None:
     app = server.app.wsgi()
     control = app.extensions["control"]
     control.reload_via_master = hup_master(server.pid)
+    control.master = server.pid
     app.extensions["runtime"].on_stuck = _retire_now
     app.extensions["runtime"].draining = drain_mark(server.pid)
     if control.settings.store_poll_s > 0:
-        follower = Follower(control, server.pid, control.reload_via_master)
-        follower.start(control.settings.store_poll_s)
+        Follower(control, control.reload_via_master).start(control.settings.store_poll_s)
 
 
 def _retire_now() -> None:

@@ -56,6 +56,7 @@ log = logging.getLogger("service.control.controller")
 
 CHUNK = 1024 * 1024
 STATUS = "reload-status.json"
+CHECKED = "checked.json"
 RETIRE_LINGER = 2.5
 """gunicorn gives a retiring gthread worker's idle keep-alive connections 2 s
 (STOP_KEEPALIVE_LINGER); after that no old worker but the caller can answer."""
@@ -184,6 +185,8 @@ class Control:
         self.metrics = metrics
         self.reload_via_master: Callable[[], int] | None = None
         """Set by gunicorn's post_fork hook: signals the master and returns its pid."""
+        self.master: int | None = None
+        """The gunicorn master's pid (post_fork): it keys this replica's own files."""
 
     # ---- upload --------------------------------------------------------------------------
 
@@ -200,12 +203,7 @@ class Control:
             if schema_json is not None:
                 with storage_errors("receive the schema"):
                     schema_path.write_bytes(schema_json)
-            metadata = candidate.check(
-                path,
-                timeout=self.settings.candidate_timeout_s,
-                memory_mb=self.settings.candidate_memory_mb,
-                fast_path=self.settings.fast_path,
-            )
+            metadata = self.check_candidate(path, sha256)
             if metadata.get("sha256") != sha256:
                 raise Conflict("the artifact changed while it was checked")
             record = {**predictor.version_record(metadata), "source": "upload"}
@@ -216,6 +214,38 @@ class Control:
         features = VersionRecord.model_validate(stored).features
         diff = features_diff(self.runtime.model.metadata().features, features)
         return UploadedVersion.model_validate({**stored, "features_diff": diff})
+
+    def check_candidate(self, path: Path, sha256: str) -> dict[str, Any]:
+        """An artifact's metadata from the isolated check (``candidate.check``), counted by
+        outcome and remembered for this replica (``verdicts``); raises CandidateRejected
+        (or a signature error) saying why."""
+        try:
+            metadata = candidate.check(
+                path,
+                timeout=self.settings.candidate_timeout_s,
+                memory_mb=self.settings.candidate_memory_mb,
+                fast_path=self.settings.fast_path,
+            )
+        except ServiceError:
+            self._remember(sha256, accepted=False)
+            raise
+        self._remember(sha256, accepted=True)
+        return metadata
+
+    def verdicts(self) -> dict[str, bool]:
+        """This replica's checks so far, sha256 -> accepted (empty outside gunicorn)."""
+        if self.master is None:
+            return {}
+        try:
+            return dict(json.loads(replica_file(self.master, CHECKED).read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _remember(self, sha256: str, *, accepted: bool) -> None:
+        self.metrics.candidate_checks.labels("accepted" if accepted else "rejected").inc()
+        if self.master is not None:
+            verdicts = {**self.verdicts(), sha256: accepted}
+            write_atomic(replica_file(self.master, CHECKED), json.dumps(verdicts).encode())
 
     def _receive(self, stream: IO[bytes], fd: int) -> tuple[str, str | None]:
         """Copy the body to ``fd`` within the size limit; its sha256 and HMAC."""
@@ -357,9 +387,9 @@ DRAINING = "draining"
 
 
 def forget_reloads(master: int) -> None:
-    """A new master starts with no reload and no drain: in a container, every master may
-    be pid 1."""
-    for name in (STATUS, DRAINING):
+    """A new master starts with no reload, no drain and no checks (``follower``): in a
+    container, every master may be pid 1."""
+    for name in (STATUS, DRAINING, CHECKED):
         replica_file(master, name).unlink(missing_ok=True)
 
 

@@ -10,12 +10,16 @@ the master reloads it on HUP and forks fresh workers, so in-flight requests fini
 the old version. The follower waits for the master's verdict, not for the old workers
 to leave: one of them may be a local activation waiting for the follow lock.
 
+The check costs seconds (a fresh Python loading the model), so a replica runs it when
+a version appears in the store, not when it is activated: an activation then costs the
+fleet one poll and a reload. Each replica remembers its verdicts (a file of its own).
+
 Every worker runs a follower thread, but one replica moves once: a follower acts only
 while holding the replica's follow lock (the local activation path holds it too), and
 only if neither its own worker nor the master's last reload already serves the active
-version. A version that failed to load here is not retried until ``ACTIVE`` moves on:
-the replica keeps serving what it served, says so in its log and in
-``model_reloads_total{result="failure"}``.
+version. A version that failed the check here is never loaded here: the replica keeps
+serving what it served and says so in its log and in
+``model_candidate_checks_total{outcome="rejected"}``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from service.control import candidate
 from service.control.controller import Control, read_status, replica_lock
 from service.errors import ServiceError
 
@@ -36,52 +39,68 @@ log = logging.getLogger("service.control.follower")
 class Follower:
     """Moves this replica to the store's active version when another replica changed it."""
 
-    def __init__(self, control: Control, master: int, trigger: Callable[[], int]) -> None:
+    def __init__(self, control: Control, trigger: Callable[[], int]) -> None:
+        assert control.master is not None, "a follower belongs to a gunicorn master"
         self.control = control
-        self.master = master
+        self.master = control.master
         self.trigger = trigger
         """What a local activation does too: HUP to the master (``hup_master``)."""
-        self._failed: str | None = None
 
-    def master_serves(self) -> str | None:
-        """The version the master's last reload loaded, None before any (or a failed one)."""
+    def served(self) -> set[str]:
+        """What this worker serves and what the master's last reload loaded."""
         status = read_status(self.master)
-        return status.get("sha256") if status.get("ok") else None
+        loaded = {status["sha256"]} if status.get("ok") else set()
+        return {self.control.runtime.model.sha256, *loaded}
 
     def behind(self) -> str | None:
-        """The active version if this replica does not serve it yet (and did not fail to
-        load it), else None."""
+        """The active version if this replica does not serve it yet and may load it."""
         active = self.control.store.active()
-        if active != self._failed:
-            self._failed = None
-        served = {self.control.runtime.model.sha256, self.master_serves(), self._failed}
-        return None if active is None or active in served else active
+        if active is None or active in self.served():
+            return None
+        return None if self.control.verdicts().get(active) is False else active
+
+    def unchecked(self) -> str | None:
+        """The newest stored version this replica has neither checked nor served."""
+        known = {*self.control.verdicts(), *self.served()}
+        for record in self.control.store.versions():
+            if record["sha256"] not in known:
+                return str(record["sha256"])
+        return None
 
     def step(self) -> str | None:
         """One look at the store; the version this replica moved to, if it moved."""
-        if self.behind() is None:
+        if self.behind() is None and self.unchecked() is None:
             return None
         with replica_lock(self.master, wait=False) as taken:
-            active = self.behind() if taken else None  # again: the lock's holder may have moved
-            if active is None:
+            if not taken:
                 return None
-            settings = self.control.settings
+            active = self.behind()  # again: the lock's holder may have moved the replica
+            if active is None:
+                if (new := self.unchecked()) is not None:
+                    self.check(new)
+                return None
+            if not self.check(active) or self.behind() != active:
+                return None
             try:
-                candidate.check(
-                    self.control.store.path(active),
-                    timeout=settings.candidate_timeout_s,
-                    memory_mb=settings.candidate_memory_mb,
-                    fast_path=settings.fast_path,
-                )
-                if self.behind() != active:  # ACTIVE moved on while the check ran
-                    return None
                 self.control.reload_master(active, self.trigger, self.master)
             except ServiceError as exc:
                 log.error("not following the store to version %s: %s", active, exc.message)
-                self._failed = active
                 return None
         log.info("followed the store to version %s", active)
         return active
+
+    def check(self, sha256: str) -> bool:
+        """The isolated check, once per version and replica (the verdict is remembered)."""
+        known = self.control.verdicts().get(sha256)
+        if known is not None:
+            return known
+        try:
+            self.control.check_candidate(self.control.store.path(sha256), sha256)
+        except ServiceError as exc:
+            log.error("version %s may not load here: %s", sha256, exc.message)
+            return False
+        log.info("checked version %s: it may load here", sha256)
+        return True
 
     def run(self, interval: float) -> None:
         """Poll forever; the first look comes after a random part of ``interval``, so the

@@ -83,6 +83,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.candidate_checks = Counter(
+            "model_candidate_checks",
+            "Artifacts checked in the isolated process before they may load: uploads to this"
+            " replica, and versions other replicas stored, by outcome (accepted, rejected).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.last_reload = Gauge(
             "model_last_reload_timestamp_seconds",
             "Unix time of the last successful model swap.",

@@ -6,7 +6,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cloudpickle
 import pandas as pd
@@ -48,7 +48,14 @@ def control_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
 
 
-def upload(stack: Stack, data: bytes, signature: str | None, schema: Path | None = None) -> Any:
+class Served(Protocol):
+    """What the admin helpers talk to: a replica's stack, or the fleet's load balancer."""
+
+    @property
+    def base_url(self) -> str: ...
+
+
+def upload(stack: Served, data: bytes, signature: str | None, schema: Path | None = None) -> Any:
     """POST an artifact as raw bytes, or as a form with its schema file."""
     headers = {**AUTH, "X-Model-Signature": signature} if signature else dict(AUTH)
     url = f"{stack.base_url}/admin/models"
@@ -59,12 +66,12 @@ def upload(stack: Stack, data: bytes, signature: str | None, schema: Path | None
     return requests.post(url, files=files, headers=headers, timeout=60)
 
 
-def upload_model(stack: Stack, path: Path) -> Any:
+def upload_model(stack: Served, path: Path) -> Any:
     data = path.read_bytes()
     return upload(stack, data, signed(data), path.with_suffix(".schema.json"))
 
 
-def activate(stack: Stack, sha: str) -> Any:
+def activate(stack: Served, sha: str) -> Any:
     return requests.post(f"{stack.base_url}/admin/models/{sha}/activate", headers=AUTH, timeout=120)
 
 

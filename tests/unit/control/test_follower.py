@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from service.control import follower
+from service.control import controller, follower
 from service.control.controller import Control, forget_reloads, reload_in_master, replica_lock
 from service.errors import CandidateRejected
 from service.http.app import create_app
@@ -37,18 +37,23 @@ def fleet(model_path: Path, tmp_path: Path) -> tuple[Flask, Flask]:
     return replica(target, tmp_path / "store"), replica(target, tmp_path / "store")
 
 
-def activate_elsewhere(app: Flask, artifact: Path) -> str:
-    """Upload and activate through replica ``app`` (it swaps itself in-process)."""
-    client, data = app.test_client(), artifact.read_bytes()
+def upload_elsewhere(app: Flask, artifact: Path) -> str:
+    """Upload through replica ``app``: stored for the fleet, not active."""
+    data = artifact.read_bytes()
     headers = {
         **AUTH,
         "X-Model-Signature": signing.sign(data, SIGNING_KEY.encode()),
         "Content-Type": "application/octet-stream",
     }
-    uploaded = client.post("/admin/models", data=data, headers=headers)
+    uploaded = app.test_client().post("/admin/models", data=data, headers=headers)
     assert uploaded.status_code == 201, uploaded.get_json()
-    sha = uploaded.get_json()["sha256"]
-    assert client.post(f"/admin/models/{sha}/activate", headers=AUTH).status_code == 200
+    return str(uploaded.get_json()["sha256"])
+
+
+def activate_elsewhere(app: Flask, artifact: Path) -> str:
+    """Upload and activate through replica ``app`` (it swaps itself in-process)."""
+    sha = upload_elsewhere(app, artifact)
+    assert app.test_client().post(f"/admin/models/{sha}/activate", headers=AUTH).status_code == 200
     return sha
 
 
@@ -56,13 +61,14 @@ def following(app: Flask) -> follower.Follower:
     """A follower whose "master" is this process, fresh (as gunicorn's when_ready makes
     it): HUP becomes the master's reload."""
     control: Control = app.extensions["control"]
+    control.master = os.getpid()
     forget_reloads(os.getpid())
 
     def hup() -> int:
         reload_in_master(control)
         return os.getpid()
 
-    return follower.Follower(control, os.getpid(), hup)
+    return follower.Follower(control, hup)
 
 
 def served(app: Flask) -> str:
@@ -94,12 +100,25 @@ def test_a_version_that_fails_here_is_not_retried_until_active_moves(
         checks.append(path)
         raise CandidateRejected("the candidate crashed while loading")
 
-    activate_elsewhere(elsewhere, regressor_path)
-    monkeypatch.setattr(follower.candidate, "check", refuse)
+    sha = activate_elsewhere(elsewhere, regressor_path)
+    monkeypatch.setattr(controller.candidate, "check", refuse)
     watcher = following(here)
     assert watcher.step() is None and watcher.step() is None
-    assert len(checks) == 1, "checked once, not at every poll"
+    assert checks.count(here.extensions["control"].store.path(sha)) == 1, "checked once"
     assert served(here) == before, "it keeps serving what it served"
+    assert here.extensions["control"].verdicts() == {sha: False}
+
+
+def test_a_new_version_is_checked_before_it_is_activated(
+    fleet: tuple[Flask, Flask], regressor_path: Path
+) -> None:
+    """The check costs seconds: a replica runs it when a version is stored, so that an
+    activation elsewhere costs it only the reload."""
+    here, elsewhere = fleet
+    watcher = following(here)
+    sha = upload_elsewhere(elsewhere, regressor_path)
+    assert watcher.step() is None, "stored, not active: nothing to move to"
+    assert here.extensions["control"].verdicts() == {sha: True}
 
 
 def test_a_replica_busy_with_a_swap_is_not_moved_twice(
