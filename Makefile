@@ -86,10 +86,14 @@ test-unit: $(STAMP) ## Only the unit tests (Flask's test client, no processes; u
 # The compose tests (marker `compose`) need a container engine: Docker, or podman, which the
 # engine check installs as root. Where none can run (inside the test image itself, or
 # without root), they are left out, and the line before the tests says why.
+# TEST_EXCLUDE: markers left out. The test image sets "fleet" (docker-compose.yml says why).
+TEST_EXCLUDE ?=
+
 test: tools-test lint ## Install what the tests use, lint, then run every test with coverage
 	@if $(PY) -m deploy.compose engine --podman-tools "$(PODMAN_TOOLS)" \
 	  --stand-in-tools "$(STAND_IN_TOOLS)"; then select=""; else select="not compose"; fi; \
-	  $(PY) -m pytest --cov --cov-report=term -m "$$select"
+	  for marker in $(TEST_EXCLUDE); do select="$${select:+$$select and }not $$marker"; done; \
+	  $(PY) -m pytest --cov --cov-report=term --durations=15 -m "$$select"
 
 SOAK_SECONDS ?= 600
 

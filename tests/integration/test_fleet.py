@@ -28,6 +28,8 @@ FOLLOW_LIMIT_S = POLL_S + 5
 """The issue's promise: every replica serves an activated version within STORE_POLL_S + 5 s."""
 REPLICAS = 3
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:

@@ -21,6 +21,8 @@ from tests.integration.conftest import SIGNING_KEY, start_stack
 
 ROWS = (1, 300)
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.mark.parametrize("entry", zoo.ZOO, ids=[entry.name for entry in zoo.ZOO])
 def test_the_stack_answers_as_the_pipeline_in_process(
