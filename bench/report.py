@@ -17,7 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from bench import ablation
+from bench import ablation, fleet
 from bench.ceiling import Ceiling
 from bench.fmt import mib, num, times
 from bench.load import SCENARIOS, Scenario, WrkResult
@@ -55,6 +55,9 @@ class Results:
     wins: list[Win]
     ceilings: list[Ceiling]
     zoo: list[ZooResult]
+    fleet: list[ServerRun]
+    servers: dict[str, str]
+    """What each server of the fleet figure runs, by name."""
 
 
 def _errors(result: WrkResult) -> str:
@@ -314,6 +317,20 @@ def _share(p: Profile, samples: int) -> str:
     return f"{samples / p.samples:.0%}" if p.samples else "n/a"
 
 
+def _fleet(runs: list[ServerRun], servers: dict[str, str]) -> list[str]:
+    return [
+        f"## Fleet: {fleet.REPLICAS} replicas behind HAProxy vs one replica (model"
+        f" `{fleet.MODEL}`)",
+        "",
+        *(f"- {name}: {description}" for name, description in servers.items()),
+        "",
+        *_load_table(runs, fleet.SCENARIOS, fleet.BASELINE),
+        f"{fleet.overhead(runs)}. Both use the same {fleet.REPLICAS} workers on this"
+        " machine's cores; on separate machines the fleet adds theirs.",
+        "",
+    ]
+
+
 def _wins_table(wins: list[Win]) -> list[str]:
     rows = [
         [
@@ -363,6 +380,8 @@ def markdown(results: Results) -> str:
     ]
     if results.ablation:
         lines += _ablation(results.ablation, results.changes)
+    if results.fleet:
+        lines += _fleet(results.fleet, results.servers)
     lines += _wins_table(results.wins)
     lines += _ceiling_table(results.ceilings)
     return "\n".join(lines)

@@ -19,7 +19,8 @@ Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
 (1), BENCH_CEILING seconds per ceiling case (1), BENCH_WINS seconds per cheap
 win (0.5), BENCH_ZOO seconds per zoo timing (0.5), BENCH_PROFILE seconds per
 profiled scenario (5; 0 skips profiling), BENCH_ABLATION seconds per ablation
-scenario (5; 0 skips the ablation), BENCH_WORKERS per server (2), BENCH_MODELS
+scenario (5; 0 skips the ablation), BENCH_FLEET seconds per fleet scenario (5; 0 skips
+the fleet figure, ``bench.fleet``), BENCH_WORKERS per server (2), BENCH_MODELS
 (``demo,linear``; also ``heavy``; the ablation and the wins always use their
 models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
 about seven minutes on two cores.
@@ -48,6 +49,7 @@ from bench import (
     ablation,
     ceiling,
     cpu,
+    fleet,
     load,
     memory,
     models,
@@ -78,6 +80,7 @@ class Config:
     zoo_s: float
     profile_s: int
     ablation_s: int
+    fleet_s: int
     workers: int
     models: tuple[str, ...]
     servers: tuple[str, ...]
@@ -92,6 +95,7 @@ class Config:
             zoo_s=float(os.environ.get("BENCH_ZOO", "0.5")),
             profile_s=int(os.environ.get("BENCH_PROFILE", "5")),
             ablation_s=int(os.environ.get("BENCH_ABLATION", "5")),
+            fleet_s=int(os.environ.get("BENCH_FLEET", "5")),
             workers=int(os.environ.get("BENCH_WORKERS", "2")),
             models=_names("BENCH_MODELS", "demo,linear", models.NAMES),
             servers=_names("BENCH_SERVERS", "ours,naive", servers.NAMES),
@@ -289,6 +293,11 @@ def settings(config: Config, under_test: list[servers.Server]) -> dict[str, str]
             f"{config.ablation_s} s each after {config.warmup_s} s of warm-up; "
             f"{ablation.BASELINE}: {ablation.shipped(config.workers)}"
         )
+    if config.fleet_s:
+        facts["fleet"] = (
+            f"model {fleet.MODEL}, scenarios {', '.join(s.key for s in fleet.SCENARIOS)}, "
+            f"{config.fleet_s} s each after {config.warmup_s} s of warm-up"
+        )
     facts.update({server.name: server.description for server in under_test})
     return facts
 
@@ -306,6 +315,8 @@ def main() -> None:
     facts = settings(config, under_test)
     runs = []
     ablated: list[ServerRun] = []
+    fleet_runs: list[ServerRun] = []
+    fleet_servers = fleet.servers(logs / "fleet") if config.fleet_s else []
     main_load = Schedule(load.SCENARIOS, config.duration_s, config.warmup_s, config.profile_s)
     shutil.rmtree(RESULTS / "profiles", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
@@ -332,6 +343,12 @@ def main() -> None:
                 bodies[ablation.MODEL],
                 ablation_load,
             )
+        if fleet_servers:
+            log(f"fleet: {fleet.REPLICAS} replicas vs one, {config.fleet_s} s per scenario")
+            fleet_load = Schedule(fleet.SCENARIOS, config.fleet_s, config.warmup_s)
+            fleet_runs = bench_model(
+                fleet_servers, fleet.MODEL, artifacts[fleet.MODEL], bodies[fleet.MODEL], fleet_load
+            )
     results = report.Results(
         settings=facts,
         thresholds=thresholds.check(runs, ablated, config.workers),
@@ -341,6 +358,8 @@ def main() -> None:
         wins=won,
         ceilings=ceilings,
         zoo=zoo_results,
+        fleet=fleet_runs,
+        servers={server.name: server.description for server in fleet_servers},
     )
     (RESULTS / "results.json").write_bytes(
         orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)

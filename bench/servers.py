@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from deploy.fleet import Fleet, FleetConfig
 from deploy.processes import Child, exited, free_port
 from deploy.stack import Stack, StackConfig
 
@@ -39,6 +41,8 @@ class Handle:
     launched_at: float
     """``time.perf_counter()`` just before launch, for the cold start."""
     stack: Stack | None = None
+    stop_with: Callable[[], None] | None = None
+    """How a server of several stacks stops (``Fleet.stop``)."""
 
     def groups(self) -> dict[str, list[int]]:
         """Live processes by program."""
@@ -56,6 +60,9 @@ class Handle:
         return f"{dead.name} exited ({dead.exit_status()}); end of {dead.log}:\n{dead.tail()}"
 
     def stop(self) -> None:
+        if self.stop_with is not None:
+            self.stop_with()
+            return
         if self.stack is not None:
             self.stack.stop()  # its children, then its run folder's lock
             return
@@ -148,6 +155,44 @@ class OurStack:
         assert stack.gunicorn is not None and stack.nginx is not None  # start() started both
         children = {APP: stack.gunicorn, "nginx": stack.nginx}
         return Handle(stack.base_url, children, launched_at, stack)
+
+
+@dataclass(frozen=True)
+class FleetServer:
+    """``deploy/fleet.py``: ``replicas`` stacks of ``workers`` each behind HAProxy, one store."""
+
+    name: str
+    run_root: Path
+    replicas: int
+    workers: int
+
+    @property
+    def description(self) -> str:
+        return (
+            f"deploy/fleet.py: HAProxy, then {self.replicas} replicas (nginx, gunicorn with "
+            f"{self.workers} worker{'s' if self.workers > 1 else ''}) sharing one store"
+        )
+
+    def start(self, model_path: Path) -> Handle:
+        config = FleetConfig(
+            model_path=model_path,
+            run_dir=self.run_root / f"{self.name}-{model_path.parent.name}",
+            replicas=self.replicas,
+            port=free_port(),
+            metrics_port=free_port(),
+            workers=self.workers,
+            env=OUR_ENV,
+        )
+        launched_at = time.perf_counter()
+        fleet = Fleet(config).start()
+        assert fleet.haproxy is not None  # start() started it
+        children = {"haproxy": fleet.haproxy}
+        for index, stack in enumerate(fleet.replicas, start=1):
+            assert stack.gunicorn is not None and stack.nginx is not None
+            suffix = "" if index == 1 else f"-{index}"
+            children[APP + suffix] = stack.gunicorn
+            children["nginx" + suffix] = stack.nginx
+        return Handle(fleet.base_url, children, launched_at, stop_with=fleet.stop)
 
 
 NAMES = ("ours", "ours-gunicorn", "naive")

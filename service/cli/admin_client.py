@@ -68,6 +68,13 @@ class AdminClient:
     def versions(self) -> Any:
         return self.call("GET", "/admin/models")
 
+    def serving(self) -> str:
+        """What this server serves, from its readiness probe: the sha256, or why not."""
+        try:
+            return str(self.call("GET", "/readyz")["sha256"])
+        except ClientError as exc:
+            return f"not ready ({exc})"
+
     def upload(self, artifact: Path, signature: str | None) -> Any:
         """The artifact, with the schema file beside it when there is one."""
         headers = {"X-Model-Signature": signature} if signature else {}

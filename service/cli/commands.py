@@ -157,9 +157,20 @@ def upload(artifact_path: Path, url: str) -> None:
 @cli.command()
 @URL
 @click.option("--json", "as_json", is_flag=True, help="Every record in full, as JSON.")
-def versions(url: str, as_json: bool) -> None:
-    """List the stored versions, newest first; * marks the active one."""
+@click.option(
+    "--replica",
+    "replicas",
+    multiple=True,
+    help="A replica's own URL (repeat it): says which version each one serves.",
+)
+def versions(url: str, as_json: bool, replicas: tuple[str, ...]) -> None:
+    """List the stored versions, newest first; * marks the active one. With --replica,
+    also what each replica of a fleet serves (a replica still following shows the old)."""
     _admin(url, lambda client: client.versions(), None if as_json else versions_table)
+    if replicas:
+        token = token_from_env()
+        for replica in replicas:
+            click.echo(f"{replica}: {AdminClient(replica, token, timeout=10).serving()}")
 
 
 def versions_table(listing: dict[str, Any]) -> str:

@@ -61,6 +61,12 @@ def regressor(regressor_path: Path, tmp_path: Path) -> Path:
     return target
 
 
+def test_serving_names_the_version_or_why_not(client: AdminClient) -> None:
+    assert client.serving() == client.versions()["active"]
+    gone = AdminClient("http://127.0.0.1:9", ADMIN_TOKEN, timeout=5)
+    assert gone.serving().startswith("not ready (cannot reach http://127.0.0.1:9")
+
+
 def test_versions_lists_the_bootstrap_version(client: AdminClient) -> None:
     listing = client.versions()
     [version] = listing["versions"]
