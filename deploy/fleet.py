@@ -17,36 +17,32 @@ started; killed outright, its children die with it.
 
 from __future__ import annotations
 
-import shutil
 import string
-import sys
-import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
-from deploy.model_choice import ChoiceError, choose
+from deploy.model_choice import Choice
 from deploy.processes import (
     LOOPBACK,
     Child,
     ChildExited,
-    Stop,
-    StopSignals,
     answers,
-    die_with_our_parent,
     free_port,
     holder_of,
     port_free,
     wait_for_exit,
     wait_until,
 )
-from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError
+from deploy.run import credentials, serve
+from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError, system_binary
 
 TEMPLATE = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 RUN_DIR = ROOT / ".run"
-DRAIN_S = 3.0
+DRAIN_S = 5.0
 """A stopping replica fails /readyz this long before it stops taking requests: HAProxy
 (probing every second, down after two failures) has taken it out by then."""
 PATH = click.Path(path_type=Path)
@@ -71,16 +67,6 @@ class FleetConfig:
     @property
     def store_dir(self) -> Path:
         return (self.run_dir / "store").resolve()
-
-
-def haproxy_binary() -> str:
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-    if found is None:
-        raise FleetError(
-            "haproxy is not installed: `make fleet` and `make test` install it, "
-            "or run `sudo apt-get install haproxy`"
-        )
-    return found
 
 
 def render_config(config: FleetConfig, replicas: list[Stack], target: Path) -> Path:
@@ -151,7 +137,9 @@ class Fleet:
         folder = self.config.run_dir / "fleet"
         config = render_config(self.config, self.replicas, folder / "haproxy.cfg")
         self.haproxy = Child.start(
-            "haproxy", [haproxy_binary(), "-db", "-f", str(config)], log=folder / "haproxy.log"
+            "haproxy",
+            [system_binary("haproxy", "make fleet"), "-db", "-f", str(config)],
+            log=folder / "haproxy.log",
         )
         try:
             ready = wait_until(self.all_up, timeout, watching=[self.haproxy])
@@ -196,10 +184,13 @@ class Fleet:
         raise ChildDied(wait_for_exit(children))
 
     def stop(self) -> None:
+        """HAProxy first (no new requests), then every replica at once: each drains for
+        DRAIN_S, which nobody needs any more but which costs the same time in parallel."""
         if self.haproxy is not None:
             self.haproxy.stop()
-        for stack in self.replicas:
-            stack.stop()
+        with ThreadPoolExecutor(max_workers=max(1, len(self.replicas))) as pool:
+            for stopped in [pool.submit(stack.stop) for stack in self.replicas]:
+                stopped.result()
 
     def __enter__(self) -> Fleet:
         return self.start()
@@ -228,48 +219,22 @@ def main(
     token_file: Path,
 ) -> None:
     """Serve a model from N replicas behind HAProxy until Ctrl-C."""
-    die_with_our_parent()
-    signals = StopSignals()
-    fleet: Fleet | None = None
-    try:
-        choice = choose(model, run_dir=run_dir, key_file=key_file)
-        fleet = Fleet(
-            FleetConfig(
-                model_path=choice.model_path,
-                run_dir=run_dir,
-                replicas=replicas,
-                port=port,
-                metrics_port=metrics_port,
-                workers=workers,
-                env={
-                    "MODEL_SIGNING_KEY_FILE": str(key_file.resolve()),
-                    "ADMIN_TOKEN_FILE": str(token_file.resolve()),
-                    "BOOT_MODEL": choice.boot_model,
-                },
-            )
+
+    def build(choice: Choice) -> Fleet:
+        env = credentials(choice, key_file, token_file)
+        return Fleet(
+            FleetConfig(choice.model_path, run_dir, replicas, port, metrics_port, workers, env)
         )
-        fleet.start()
-        click.echo(choice.says)
-        click.echo(f"API: {fleet.base_url} (HAProxy, {replicas} replicas, one store)")
-        for index, stack in enumerate(fleet.replicas, start=1):
-            click.echo(f"  replica-{index}: {stack.base_url}, metrics {stack.metrics_url}")
-        click.echo(f"HAProxy metrics: {fleet.metrics_url}; store: {fleet.config.store_dir}")
-        click.echo("Ctrl-C stops everything")
-        fleet.watch()
-    except Stop:
-        click.echo("stopping")
-    except ChildDied as exc:
-        click.echo(f"error: {exc}: stopping everything; the end of {exc.child.log}:", err=True)
-        click.echo(textwrap.indent(exc.tail or "(empty)", "  "), err=True)
-        sys.exit(1)
-    except (ChoiceError, StackError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    finally:
-        signals.settle()
-        if fleet is not None:
-            fleet.stop()
-    click.echo("stopped")
+
+    serve(model, run_dir, key_file, build, _announce)
+
+
+def _announce(fleet: Fleet) -> None:
+    click.echo(f"API: {fleet.base_url} (HAProxy, {fleet.config.replicas} replicas, one store)")
+    for index, stack in enumerate(fleet.replicas, start=1):
+        click.echo(f"  replica-{index}: {stack.base_url}, metrics {stack.metrics_url}")
+    click.echo(f"HAProxy metrics: {fleet.metrics_url}; store: {fleet.config.store_dir}")
+    click.echo("Ctrl-C stops everything")
 
 
 if __name__ == "__main__":

@@ -19,16 +19,75 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import click
 
-from deploy.model_choice import ChoiceError, choose
+from deploy.model_choice import Choice, ChoiceError, choose
 from deploy.processes import Stop, StopSignals, die_with_our_parent
 from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError
 
 RUN_DIR = ROOT / ".run"
 PATH = click.Path(path_type=Path)
+
+
+class Served(Protocol):
+    """What a launcher serves: a stack, or a fleet of them."""
+
+    def start(self) -> object: ...
+
+    def watch(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Served)
+
+
+def serve(
+    model: Path | None,
+    run_dir: Path,
+    key_file: Path,
+    build: Callable[[Choice], S],
+    announce: Callable[[S], None],
+) -> None:
+    """The launchers' one life cycle (``make run``, ``make fleet``): choose the model, start,
+    announce, watch until a stop signal or a death, then stop everything, once."""
+    die_with_our_parent()
+    signals = StopSignals()
+    served: S | None = None
+    try:
+        choice = choose(model, run_dir=run_dir, key_file=key_file)
+        served = build(choice)
+        served.start()
+        click.echo(choice.says)
+        announce(served)
+        served.watch()
+    except Stop:
+        click.echo("stopping")
+    except ChildDied as exc:
+        click.echo(f"error: {exc}: stopping everything; the end of {exc.child.log}:", err=True)
+        click.echo(textwrap.indent(exc.tail or "(empty)", "  "), err=True)
+        sys.exit(1)
+    except (ChoiceError, StackError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        signals.settle()
+        if served is not None:
+            served.stop()
+    click.echo("stopped")
+
+
+def credentials(choice: Choice, key_file: Path, token_file: Path) -> dict[str, str]:
+    """The environment every served process gets: the local credentials, the boot model."""
+    return {
+        "MODEL_SIGNING_KEY_FILE": str(key_file.resolve()),
+        "ADMIN_TOKEN_FILE": str(token_file.resolve()),
+        "BOOT_MODEL": choice.boot_model,
+    }
 
 
 @click.command()
@@ -52,43 +111,14 @@ def main(
     token_file: Path,
 ) -> None:
     """Serve a model through nginx and gunicorn until Ctrl-C."""
-    die_with_our_parent()
-    signals = StopSignals()
-    stack: Stack | None = None
-    try:
-        choice = choose(model, run_dir=run_dir, key_file=key_file)
-        stack = Stack(
-            StackConfig(
-                model_path=choice.model_path,
-                run_dir=run_dir,
-                port=port,
-                metrics_port=metrics_port,
-                env={
-                    "MODEL_SIGNING_KEY_FILE": str(key_file.resolve()),
-                    "ADMIN_TOKEN_FILE": str(token_file.resolve()),
-                    "STORE_DIR": str((run_dir / "store").resolve()),
-                    "BOOT_MODEL": choice.boot_model,
-                },
-            )
-        )
-        stack.start()
-        click.echo(choice.says)
-        _announce(stack, key_file, token_file)
-        stack.watch()
-    except Stop:
-        click.echo("stopping")
-    except ChildDied as exc:
-        click.echo(f"error: {exc}: stopping everything; the end of {exc.child.log}:", err=True)
-        click.echo(textwrap.indent(exc.tail or "(empty)", "  "), err=True)
-        sys.exit(1)
-    except (ChoiceError, StackError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    finally:
-        signals.settle()
-        if stack is not None:
-            stack.stop()
-    click.echo("stopped")
+
+    def build(choice: Choice) -> Stack:
+        env = credentials(choice, key_file, token_file)
+        env["STORE_DIR"] = str((run_dir / "store").resolve())
+        config = StackConfig(choice.model_path, run_dir, port, metrics_port, env=env)
+        return Stack(config)
+
+    serve(model, run_dir, key_file, build, lambda stack: _announce(stack, key_file, token_file))
 
 
 def _announce(stack: Stack, key_file: Path, token_file: Path) -> None:

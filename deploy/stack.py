@@ -230,7 +230,7 @@ class Stack:
         directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
         self.nginx = Child.start(
             "nginx",
-            [nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
+            [system_binary("nginx", "make run"), "-c", str(conf_dir / "nginx.conf"), "-e", "stderr"]
             + ["-g", directives],
             log=self.run_dir / "nginx-error.log",
             stop_signal=signal.SIGQUIT,  # graceful: answers in flight are finished
@@ -308,12 +308,13 @@ class Stack:
         self.stop()
 
 
-def nginx_binary() -> str:
-    """nginx's path (Debian puts it in /usr/sbin, which a non-root PATH lacks)."""
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+def system_binary(name: str, target: str) -> str:
+    """A Debian package's program (nginx, haproxy live in /usr/sbin, which a non-root PATH
+    lacks); StackError saying how to install it when it is missing."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if found is None:
         raise StackError(
-            "nginx is not installed: `make run` and `make test` install it, "
-            "or run `sudo apt-get install nginx`"
+            f"{name} is not installed: `{target}` and `make test` install it, "
+            f"or run `sudo apt-get install {name}`"
         )
     return found

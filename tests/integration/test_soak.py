@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.soak import GROWTH_LIMIT, run
+
+pytestmark = pytest.mark.soak
 
 
 def test_steady_load_for_a_minute(tmp_path: Path) -> None:
