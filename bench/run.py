@@ -23,7 +23,7 @@ scenario (5; 0 skips the ablation), BENCH_FLEET seconds per fleet scenario (5; 0
 the fleet figure, ``bench.fleet``), BENCH_WORKERS per server (2), BENCH_MODELS
 (``demo,linear``; also ``heavy``; the ablation and the wins always use their
 models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
-about seven minutes on two cores.
+about eight minutes on two cores.
 """
 
 from __future__ import annotations
