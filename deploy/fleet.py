@@ -37,15 +37,13 @@ from deploy.processes import (
     wait_for_exit,
     wait_until,
 )
-from deploy.run import credentials, serve
+from deploy.run import credentials, launcher_options, serve
 from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError, system_binary
 
 TEMPLATE = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
-RUN_DIR = ROOT / ".run"
 DRAIN_S = 5.0
 """A stopping replica fails /readyz this long before it stops taking requests: HAProxy
 (probing every second, down after two failures) has taken it out by then."""
-PATH = click.Path(path_type=Path)
 
 
 class FleetError(StackError):
@@ -202,12 +200,7 @@ class Fleet:
 @click.command()
 @click.option("--replicas", default=3, show_default=True, help="How many replicas.")
 @click.option("--workers", default=1, show_default=True, help="gunicorn workers per replica.")
-@click.option("--model", type=PATH, default=None, help="Pickle to serve (as `make run`).")
-@click.option("--port", default=8080, show_default=True, help="Public port (HAProxy).")
-@click.option("--metrics-port", default=9200, show_default=True, help="HAProxy's metrics.")
-@click.option("--run-dir", default=RUN_DIR, type=PATH, help="State: store, logs.")
-@click.option("--key-file", default=RUN_DIR / "signing-key", type=PATH, help="Signing key.")
-@click.option("--token-file", default=RUN_DIR / "admin-token", type=PATH, help="Admin token.")
+@launcher_options("HAProxy")
 def main(
     replicas: int,
     workers: int,

@@ -44,6 +44,7 @@ class Served(Protocol):
 
 
 S = TypeVar("S", bound=Served)
+F = TypeVar("F", bound=Callable[..., None])
 
 
 def serve(
@@ -90,18 +91,34 @@ def credentials(choice: Choice, key_file: Path, token_file: Path) -> dict[str, s
     }
 
 
+def launcher_options(public: str) -> Callable[[F], F]:
+    """The options `make run` and `make fleet` share; ``public`` names what listens."""
+    options = [
+        click.option(
+            "--model",
+            type=PATH,
+            default=None,
+            help="Pickle to serve (default: the active version, else binary/pipeline.pkl).",
+        ),
+        click.option("--port", default=8080, show_default=True, help=f"Public port ({public})."),
+        click.option("--metrics-port", default=9200, show_default=True, help="Metrics listener."),
+        click.option("--run-dir", default=RUN_DIR, type=PATH, help="State: logs, store."),
+        click.option("--key-file", default=RUN_DIR / "signing-key", type=PATH, help="Signing key."),
+        click.option(
+            "--token-file", default=RUN_DIR / "admin-token", type=PATH, help="Admin token."
+        ),
+    ]
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @click.command()
-@click.option(
-    "--model",
-    type=PATH,
-    default=None,
-    help="Pickle to serve (default: the active version, else binary/pipeline.pkl).",
-)
-@click.option("--port", default=8080, show_default=True, help="Public port (nginx).")
-@click.option("--metrics-port", default=9200, show_default=True, help="Metrics listener.")
-@click.option("--run-dir", default=RUN_DIR, type=PATH, help="State: socket, logs, store.")
-@click.option("--key-file", default=RUN_DIR / "signing-key", type=PATH, help="Signing key.")
-@click.option("--token-file", default=RUN_DIR / "admin-token", type=PATH, help="Admin token.")
+@launcher_options("nginx")
 def main(
     model: Path | None,
     port: int,
