@@ -56,9 +56,11 @@ def test_the_layout_map_names_every_module_in_its_package() -> None:
         assert {m for m in modules if f"`{m}`" not in rows[package]} == set(), package
 
 
-def test_the_request_path_diagram_names_files_that_exist() -> None:
-    diagram = README.split("```mermaid\n", 1)[1].split("```", 1)[0]
-    for path in re.findall(r"<br/>([\w/.]+)", diagram):
+def test_the_diagrams_name_files_that_exist() -> None:
+    """The request path and the fleet's topology: every file a box names (after <br/>)."""
+    diagrams = [block.split("```", 1)[0] for block in README.split("```mermaid\n")[1:]]
+    assert len(diagrams) >= 2
+    for path in re.findall(r"<br/>([\w/.]+)", "".join(diagrams)):
         assert (ROOT / path).exists() or (ROOT / "service" / path).exists(), path
 
 
