@@ -34,15 +34,15 @@ runs in front: the memory figures and thresholds count these."""
 @dataclass
 class Handle:
     """A running server: where it answers, its processes by program (:data:`APP`, and
-    ``nginx`` when it fronts the app), and the stack that runs them, if it is ours."""
+    ``nginx`` when it fronts the app), and how to stop them all."""
 
     base_url: str
     children: dict[str, Child]
     launched_at: float
     """``time.perf_counter()`` just before launch, for the cold start."""
-    stack: Stack | None = None
     stop_with: Callable[[], None] | None = None
-    """How a server of several stacks stops (``Fleet.stop``)."""
+    """How a server of our stack stops (``Stack.stop``, ``Fleet.stop``): its children, then
+    its run folder's lock; else each child is stopped."""
 
     def groups(self) -> dict[str, list[int]]:
         """Live processes by program."""
@@ -62,9 +62,6 @@ class Handle:
     def stop(self) -> None:
         if self.stop_with is not None:
             self.stop_with()
-            return
-        if self.stack is not None:
-            self.stack.stop()  # its children, then its run folder's lock
             return
         for child in self.children.values():
             child.stop()
@@ -154,7 +151,7 @@ class OurStack:
         stack = Stack(config).start()
         assert stack.gunicorn is not None and stack.nginx is not None  # start() started both
         children = {APP: stack.gunicorn, "nginx": stack.nginx}
-        return Handle(stack.base_url, children, launched_at, stack)
+        return Handle(stack.base_url, children, launched_at, stop_with=stack.stop)
 
 
 @dataclass(frozen=True)

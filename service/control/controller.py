@@ -20,6 +20,7 @@ a fleet shares.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -279,7 +280,7 @@ class Control:
         followers wait on its follow lock meanwhile, so it moves once.
         """
         self.store.require(sha256)
-        with self._exclusive(), replica_lock(os.getppid(), wait=True):
+        with self._exclusive(), self._replica():
             previous = self.store.active()
             self.store.activate(sha256)
             try:
@@ -301,6 +302,12 @@ class Control:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _replica(self) -> contextlib.AbstractContextManager[bool]:
+        """This replica's follow lock under gunicorn; in-process there is no replica."""
+        if self.master is None:
+            return contextlib.nullcontext(True)
+        return replica_lock(self.master, wait=True)
+
     def _swap(self, sha256: str) -> list[int]:
         if self.reload_via_master is None:
             try:
@@ -319,9 +326,9 @@ class Control:
         )
 
     def swap_workers(self, sha256: str, reload_via_master: Callable[[], int]) -> list[int]:
-        """HUP the master (this worker's parent), wait for its reload verdict, then for the
-        old workers to leave."""
-        master = os.getppid()
+        """HUP the master, wait for its reload verdict, then for the old workers to leave."""
+        assert self.master is not None, "set with reload_via_master by post_fork"
+        master = self.master
         old = set(children(master)) - {os.getpid()}
         signalled = time.monotonic()
         self.reload_master(sha256, reload_via_master, master)
