@@ -174,13 +174,25 @@ class Store:
                     with path.open("rb") as handle:
                         os.fsync(handle.fileno())
                 os.chmod(staging, 0o755)
-                os.rename(staging, self.folder(sha256))
-                fsync_dir(self.versions_dir)
+                self._land(staging, sha256)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
         artifact.unlink(missing_ok=True)
         return self.record(sha256)
+
+    def _land(self, staging: Path, sha256: str) -> None:
+        """Rename the staged version into place. Replicas sharing the store may land the same
+        digest at once (all bootstrapping one ``MODEL_PATH``, or one upload sent twice): the
+        loser's rename finds the folder there, and the winner's copy is the same bytes."""
+        try:
+            os.rename(staging, self.folder(sha256))
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not self.has(sha256):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        fsync_dir(self.versions_dir)
 
     def delete(self, sha256: str) -> None:
         self.require(sha256)
@@ -198,8 +210,9 @@ class Store:
         """Make a plain ``pipeline.pkl`` the first version, keeping its schema and signature."""
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         sig = signature_path(artifact)
-        copy = self.incoming / f"bootstrap-{sha256}"
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        fd, name = self.new_upload_file()  # a name of its own: replicas may boot at once
+        os.close(fd)
+        copy = Path(name)
         shutil.copyfile(artifact, copy)
         self.add(
             sha256,

@@ -82,3 +82,32 @@ def test_full_or_read_only_disk_changes_nothing(
     assert caught.value.status_code == 507
     assert versions.active() == SHA_A
     assert not [p for p in versions.root.iterdir() if p.name.startswith(".ACTIVE")]
+
+
+def test_a_version_landed_by_another_replica_meanwhile_is_kept(
+    versions: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas sharing the store bootstrap the same MODEL_PATH at once: the one whose rename
+    comes second finds the version there and keeps it, instead of failing its boot."""
+    before = versions.path(SHA_A).read_bytes()
+    checks = iter([False])  # the first check runs before the other replica's rename
+    real_has = Store.has
+    monkeypatch.setattr(Store, "has", lambda self, sha: next(checks, None) or real_has(self, sha))
+    source = tmp_path / "second"
+    source.write_bytes(b"the same digest, staged by the second replica")
+    record = versions.add(SHA_A, source, {"model_type": "X"})
+    assert record["sha256"] == SHA_A
+    assert versions.path(SHA_A).read_bytes() == before
+    assert not source.exists()
+    assert [p.name for p in versions.versions_dir.iterdir() if p.name.startswith(".staging")] == []
+
+
+def test_bootstrapping_twice_keeps_one_version_and_no_temporary_file(tmp_path: Path) -> None:
+    artifact = tmp_path / "pipeline.pkl"
+    artifact.write_bytes(b"model")
+    shared = Store(tmp_path / "store")
+    for _ in range(2):
+        Store(shared.root).import_bootstrap(artifact, SHA_A, {"model_type": "X"})
+    assert shared.active() == SHA_A
+    assert shared.path(SHA_A).read_bytes() == b"model"
+    assert list(shared.incoming.iterdir()) == []
