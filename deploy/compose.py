@@ -11,12 +11,13 @@ deploy/apt-need.sh) driven by podman-compose (the venv's: pyproject's dev extras
 
 Base images: those the Dockerfile builds FROM and the compose services that build nothing
 run (read from both files: ``python:3.11-slim-bookworm``, ``nginx:1.27-alpine``,
-``prom/prometheus:v2.53.0``). One already present is used as it is. A missing one is
-pulled when its registry answers; otherwise a stand-in is built from Debian packages under
-that exact name (deploy/containers/<name>.Containerfile, FROM a debootstrapped bookworm
-rootfs imported as model-serving-rootfs:bookworm). A stand-in carries a hash of its recipe
-in a label: an edited Containerfile rebuilds it, nothing else does, so a second run with
-the images present takes seconds. ``BASE_IMAGES=pull|local`` forces either way.
+``haproxy:3.0-alpine``, ``prom/prometheus:v2.53.0``). One already present is used as it
+is. A missing one is pulled when its registry answers; otherwise a stand-in is built from
+Debian packages under that exact name (deploy/containers/<name>.Containerfile, FROM a
+debootstrapped bookworm rootfs imported as model-serving-rootfs:bookworm). A stand-in
+carries a hash of its recipe in a label: an edited Containerfile rebuilds it, nothing else
+does, so a second run with the images present takes seconds. ``BASE_IMAGES=pull|local``
+forces either way.
 
 Machine facts are detected, never assumed: podman's containers.conf
 (deploy/containers/containers.conf.in, rendered into .run/compose/ and used through
@@ -55,6 +56,7 @@ from pathlib import Path
 import click
 import yaml
 
+from deploy import haproxy_config
 from deploy.processes import holder_of, port_free
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,7 +360,7 @@ def registry_answers(name: str) -> bool:
 
 
 def stand_in_recipe(name: str) -> Path:
-    """deploy/containers/<repository>.Containerfile: python, nginx, prometheus."""
+    """deploy/containers/<repository>.Containerfile: python, nginx, haproxy, prometheus."""
     recipe = HERE / f"{name.rsplit(':', 1)[0].split('/')[-1]}.Containerfile"
     if not recipe.is_file():
         raise Fail(f"{name} is missing, its registry does not answer, and {rel(recipe)} is absent")
@@ -677,6 +679,14 @@ def base_images_command(
 )
 @click.option("--key-file", default=RUN_DIR / "signing-key", type=click.Path(path_type=Path))
 @click.option("--token-file", default=RUN_DIR / "admin-token", type=click.Path(path_type=Path))
+@click.option(
+    "--replicas",
+    envvar="COMPOSE_REPLICAS",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, haproxy_config.COMPOSE_MAX_REPLICAS),
+    help="App containers (--scale app=N), behind the lb service.",
+)
 @click.option("--timeout", envvar="COMPOSE_TIMEOUT", default=180.0, show_default=True)
 def up(
     engine: str,
@@ -689,6 +699,7 @@ def up(
     prometheus_port: int,
     key_file: Path,
     token_file: Path,
+    replicas: int,
     timeout: float,
 ) -> None:
     """Build the images, start the stack (up -d) and wait until /readyz answers via nginx."""
@@ -719,7 +730,7 @@ def up(
         build_started = time.monotonic()
         run_logged([*compose, "build", *services], log, "the build", env=chosen.env)
         say(f"built in {time.monotonic() - build_started:.0f} s; starting the stack")
-        command = [*compose, "up", "-d", "--no-build"]
+        command = [*compose, "up", "-d", "--no-build", "--scale", f"app={replicas}"]
         if chosen.name == "podman" and (stale := stale_services(chosen, project)):
             say(f"recreating {', '.join(stale)}: the image changed")
             command.append("--force-recreate")

@@ -17,7 +17,6 @@ started; killed outright, its children die with it.
 
 from __future__ import annotations
 
-import string
 import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy import haproxy_config
 from deploy.model_choice import Choice
 from deploy.processes import (
     LOOPBACK,
@@ -38,9 +38,8 @@ from deploy.processes import (
     wait_until,
 )
 from deploy.run import credentials, launcher_options, serve
-from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError, system_binary
+from deploy.stack import ChildDied, Stack, StackConfig, StackError, system_binary
 
-TEMPLATE = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 DRAIN_S = 5.0
 """A stopping replica fails /readyz this long before it stops taking requests: HAProxy
 (probing every second, down after two failures) has taken it out by then."""
@@ -69,14 +68,13 @@ class FleetConfig:
 
 def render_config(config: FleetConfig, replicas: list[Stack], target: Path) -> Path:
     """The repository's HAProxy config with this fleet's addresses filled in."""
-    servers = "\n".join(
-        f"    server replica-{index} {stack.config.host}:{stack.config.port}"
-        for index, stack in enumerate(replicas, start=1)
-    )
-    text = string.Template(TEMPLATE.read_text()).substitute(
+    text = haproxy_config.render(
         listen=f"{config.host}:{config.port}",
         metrics_listen=f"{config.host}:{config.metrics_port}",
-        servers=servers,
+        servers=[
+            f"server replica-{index} {stack.config.host}:{stack.config.port}"
+            for index, stack in enumerate(replicas, start=1)
+        ],
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)

@@ -2,10 +2,10 @@
 ``make run``'s metrics listener, so "scraped by Prometheus" is one command away
 outside compose too.
 
-The configuration is ``deploy/prometheus/prometheus.yml`` itself with only its
-scrape target (``nginx:9200`` inside compose) replaced, and ``alerts.yml`` beside
-it, so what runs here is what compose runs. The integration tests start their
-Prometheus with :func:`start_prometheus` too.
+The configuration is ``deploy/prometheus/prometheus.yml`` itself with only the app's
+scrape job kept and its targets (compose's app replicas, found by DNS) replaced by this
+one stack, and ``alerts.yml`` beside it, so the rules that run here are compose's. The
+integration tests start their Prometheus with :func:`start_prometheus` too.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from deploy.processes import (
 from deploy.stack import ROOT
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+MODEL_JOB = "model-server"
+"""The app's scrape job in prometheus.yml, which the alert rules' help text names."""
 
 
 class MonitorError(RuntimeError):
@@ -42,9 +44,10 @@ class MonitorError(RuntimeError):
 def render_config(target: str, out_dir: Path, scrape_interval: str | None = None) -> Path:
     """The repository's Prometheus config scraping ``target``, with its alert rules."""
     config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    for job in config["scrape_configs"]:
-        for static in job["static_configs"]:
-            static["targets"] = [target]
+    [job] = [job for job in config["scrape_configs"] if job["job_name"] == MODEL_JOB]
+    job.pop("dns_sd_configs", None)  # compose's replicas; here one stack, on loopback
+    job["static_configs"] = [{"targets": [target]}]
+    config["scrape_configs"] = [job]
     if scrape_interval:
         config["global"].update(
             scrape_interval=scrape_interval,

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.ablation import conf_value
 from deploy import compose as compose_up
+from deploy import haproxy_config, monitor
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -365,32 +367,77 @@ def test_nginx_env_is_what_render_sh_substitutes(compose: dict[str, Any]) -> Non
 
 
 def test_upstream_is_the_app_bind(compose: dict[str, Any], stages: dict[str, Stage]) -> None:
-    """nginx proxies to UPSTREAM; gunicorn listens on BIND: a mismatch is a 503 for everything."""
+    """nginx proxies to HAProxy (UPSTREAM), which finds gunicorn's BIND on every app replica:
+    a port that differs on one side is a 503 for everything."""
     upstream = environment(service(compose, "nginx"))["UPSTREAM"]
-    assert host_of(upstream) == "app", f"UPSTREAM {upstream} is not the app service"
+    assert host_of(upstream) == "lb", f"UPSTREAM {upstream} is not the lb service"
+    assert port_of(upstream) == port_of(haproxy_config.COMPOSE_LISTEN)
+    replicas = haproxy_config.COMPOSE_REPLICAS
+    assert host_of(replicas) == "app", f"HAProxy's servers {replicas} are not the app service"
     image_bind = stage_env(stages, app_stage(compose, stages)).get("BIND")
     assert image_bind, "the app image sets no BIND: gunicorn would listen on a unix socket"
-    assert port_of(upstream) == port_of(image_bind), f"UPSTREAM {upstream} != BIND {image_bind}"
+    assert port_of(replicas) == port_of(image_bind), f"HAProxy's {replicas} != BIND {image_bind}"
     bind = app_bind(compose, stages)
     assert port_of(bind) == port_of(image_bind), f"compose BIND {bind} != image {image_bind}"
-    assert host_of(bind) == "0.0.0.0", f"BIND {bind} is not reachable from the nginx container"
+    assert host_of(bind) == "0.0.0.0", f"BIND {bind} is not reachable from the lb container"
     assert str(port_of(bind)) in map(str, service(compose, "app").get("expose", []))
+    exposed = set(map(str, service(compose, "lb").get("expose", [])))
+    listeners = (haproxy_config.COMPOSE_LISTEN, haproxy_config.COMPOSE_METRICS_LISTEN)
+    assert {str(port_of(address)) for address in listeners} <= exposed
 
 
-def test_metrics_listen_is_the_prometheus_target(compose: dict[str, Any]) -> None:
-    """Prometheus scrapes one host:port; nginx must serve /metrics exactly there."""
-    metrics = environment(service(compose, "nginx"))["METRICS_LISTEN"]
+def test_lb_runs_the_committed_haproxy_config(compose: dict[str, Any]) -> None:
+    """compose.cfg is generated from the template `make fleet` runs, is current, is where the
+    lb command reads it, and HAProxy (Debian's, as the stand-in image) accepts it."""
+    committed = haproxy_config.COMPOSE_CONFIG.read_text()
+    assert committed == haproxy_config.compose(), "run `python -m deploy.haproxy_config`"
+    lb = service(compose, "lb")
+    mount = mount_of(lb, haproxy_config.COMPOSE_CONFIG.parent)
+    assert mount.read_only
+    words = command_words(lb)
+    assert Path(words[words.index("-f") + 1]) == Path(mount.target) / "compose.cfg", words
+    check = subprocess.run(
+        ["haproxy", "-c", "-f", str(haproxy_config.COMPOSE_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    # Both backends: predictions are retried on another replica, admin calls never.
+    assert committed.count(f"server-template app 1-{haproxy_config.COMPOSE_MAX_REPLICAS} ") == 2
+    assert "resolvers engine" in committed and "parse-resolv-conf" in committed
+
+
+def test_app_scales_on_one_store(compose: dict[str, Any], stages: dict[str, Stage]) -> None:
+    """`--scale app=N` needs an app with no fixed name and no host port; its replicas share
+    the store's named volume, follow its ACTIVE pointer, and drain before they stop."""
+    app = service(compose, "app")
+    assert "container_name" not in app, "a fixed container name cannot be scaled"
+    assert not published(app), "a published host port cannot be scaled"
+    env = app_environment(compose, stages)
+    [store] = [m for m in mounts(app) if m.target == env["STORE_DIR"]]
+    assert store.kind == "volume" and not store.read_only, store
+    assert store.source in compose.get("volumes", {}), f"{store.source} is not a named volume"
+    assert float(env.get("STORE_POLL_S", Settings.store_poll_s)) > 0, "replicas would not follow"
+    grace = float(str(app.get("stop_grace_period", "10s")).rstrip("s"))
+    drain = float(env.get("SHUTDOWN_DRAIN_S", "0"))
+    assert drain >= 3, "HAProxy (down after two 1 s probes) would still send it requests"
+    assert drain + int(conf_value("graceful_timeout")) < grace, (drain, grace)
+
+
+def test_prometheus_scrapes_every_replica_and_the_lb(
+    compose: dict[str, Any], stages: dict[str, Stage]
+) -> None:
+    """Each replica's metrics are its own (its workers' aggregate): Prometheus finds every app
+    container by DNS at gunicorn's port, and scrapes HAProxy's exporter."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    targets = [
-        target
-        for job in config["scrape_configs"]
-        for static in job.get("static_configs", [])
-        for target in static["targets"]
-    ]
-    assert targets, "prometheus.yml scrapes nothing"
-    for target in targets:
-        assert host_of(target) == "nginx", f"target {target} is not the nginx service"
-        assert port_of(target) == port_of(metrics), f"target {target} != METRICS_LISTEN {metrics}"
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {monitor.MODEL_JOB, "load-balancer"}, sorted(jobs)
+    [discovery] = jobs[monitor.MODEL_JOB]["dns_sd_configs"]
+    assert discovery["names"] == ["app"] and discovery["type"] == "A", discovery
+    assert discovery["port"] == port_of(app_bind(compose, stages))
+    [static] = jobs["load-balancer"]["static_configs"]
+    assert static["targets"] == [f"lb:{port_of(haproxy_config.COMPOSE_METRICS_LISTEN)}"]
 
 
 def test_prometheus_loads_the_repo_config(compose: dict[str, Any]) -> None:
@@ -411,6 +458,7 @@ def test_only_nginx_publishes_the_public_port(
     env = environment(service(compose, "nginx"))
     public = port_of(env["NGINX_LISTEN"])
     private = {port_of(app_bind(compose, stages)), port_of(env["METRICS_LISTEN"])}
+    private |= {port_of(haproxy_config.COMPOSE_METRICS_LISTEN)}
     publishers = set()
     for name, svc in compose["services"].items():
         for host_port, container_port in published(svc):
@@ -477,7 +525,7 @@ def test_app_runs_as_non_root(compose: dict[str, Any], stages: dict[str, Stage])
 
 
 def test_healthcheck_probes_readiness(compose: dict[str, Any], stages: dict[str, Stage]) -> None:
-    """nginx waits for a healthy app: the probe must be /readyz and runnable in a slim image."""
+    """lb waits for a healthy app: the probe must be /readyz and runnable in a slim image."""
     app = service(compose, "app")
     if "healthcheck" in app:  # compose overrides the image's HEALTHCHECK
         check = app["healthcheck"]
@@ -491,8 +539,8 @@ def test_healthcheck_probes_readiness(compose: dict[str, Any], stages: dict[str,
     assert "/readyz" in probe, f"healthcheck {probe!r} is not the readiness probe"
     assert f":{port_of(app_bind(compose, stages))}/" in probe, f"probe {probe!r} misses BIND"
     assert not re.search(r"\b(curl|wget)\b", probe), "python:*-slim has neither curl nor wget"
-    condition = service(compose, "nginx").get("depends_on", {}).get("app", {}).get("condition")
-    assert condition == "service_healthy", f"nginx depends on app with condition {condition}"
+    condition = service(compose, "lb").get("depends_on", {}).get("app", {}).get("condition")
+    assert condition == "service_healthy", f"lb depends on app with condition {condition}"
 
 
 def test_test_service_runs_make_test(compose: dict[str, Any], stages: dict[str, Stage]) -> None:

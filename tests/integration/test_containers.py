@@ -1,5 +1,10 @@
 """docker-compose.yml run for real: images built, containers started, driven from outside.
 
+Two app replicas (`make compose-up COMPOSE_REPLICAS=2`, i.e. `--scale app=2`) behind the lb
+service, so what `--scale` promises is exercised: both in HAProxy's rotation and scraped by
+Prometheus, an activation through the published port reaching both, a killed replica
+neither failing requests nor losing its version.
+
 Marker `compose`: `make test` runs these where a container engine can run (Docker, or
 podman, which it installs as root) and leaves them out elsewhere, saying why (inside the
 test image itself, for one). The stack comes up from a copy of this working tree, as from a
@@ -9,6 +14,7 @@ ports the fixture picks, and `make compose-down` removes it at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -35,6 +41,10 @@ from tests.integration.conftest import shell_env, wait_for
 pytestmark = pytest.mark.compose
 
 PROJECT_LABEL = "com.docker.compose.project"
+REPLICAS = 2
+READYZ = (
+    "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/readyz').read().decode())"
+)
 
 
 @dataclass
@@ -62,7 +72,11 @@ class Compose:
     def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """A command in the copy, as a user's shell would run it (no outer make's state)."""
         env = shell_env()
-        env.update(COMPOSE_PORT=str(self.port), COMPOSE_PROMETHEUS_PORT=str(self.prometheus_port))
+        env.update(
+            COMPOSE_PORT=str(self.port),
+            COMPOSE_PROMETHEUS_PORT=str(self.prometheus_port),
+            COMPOSE_REPLICAS=str(REPLICAS),
+        )
         return subprocess.run(
             list(args), cwd=self.folder, env=env, capture_output=True, text=True, timeout=timeout
         )
@@ -75,18 +89,25 @@ class Compose:
         listing = subprocess.run([self.engine, *command], capture_output=True, text=True)
         return listing.stdout.split()
 
-    def app_pid(self) -> int:
-        """The app container's gunicorn master, as the host sees it."""
-        [app] = self.ids("ps", "com.docker.compose.service=app")
-        inspect = [self.engine, "inspect", "--format", "{{.State.Pid}}", app]
-        return int(subprocess.run(inspect, capture_output=True, text=True).stdout)
+    def apps(self) -> list[str]:
+        """The app service's containers, one per replica."""
+        return self.ids("ps", "com.docker.compose.service=app")
 
-    def readyz(self) -> dict[str, str] | None:
-        try:
-            answer = requests.get(self.url + "/readyz", timeout=5)
-        except requests.RequestException:
-            return None
-        return answer.json() if answer.status_code == 200 else None
+    def pid(self, container: str) -> int:
+        """A container's main process (gunicorn's master for an app), as the host sees it."""
+        inspect = [self.engine, "inspect", "--format", "{{.State.Pid}}", container]
+        return int(subprocess.run(inspect, capture_output=True, text=True).stdout or 0)
+
+    def serving(self) -> list[str | None]:
+        """What each replica itself answers on /readyz (asked inside its container, not
+        through the load balancer): the version's sha256, None while not ready."""
+        answers = []
+        for container in self.apps():
+            asked = [self.engine, "exec", container, "python", "-c", READYZ]
+            answer = subprocess.run(asked, capture_output=True, text=True, timeout=30)
+            ready = answer.returncode == 0 and '"ready"' in answer.stdout
+            answers.append(json.loads(answer.stdout)["sha256"] if ready else None)
+        return answers
 
 
 def copy_worktree(source: Path, target: Path) -> None:
@@ -138,17 +159,29 @@ def test_predictions_through_nginx_equal_in_process(containers: Compose) -> None
     )
 
 
-def test_prometheus_scrapes_the_app_and_runs_the_alert_rules(containers: Compose) -> None:
-    def scraped() -> bool:
-        query = {"query": 'up{job="model-server"}'}
-        result = requests.get(f"{containers.prometheus}/api/v1/query", params=query, timeout=5)
-        samples = result.json()["data"]["result"]
-        return [s["value"][1] for s in samples] == ["1"]
+def query(containers: Compose, promql: str) -> list[str]:
+    """The values of an instant query's samples."""
+    answer = requests.get(
+        f"{containers.prometheus}/api/v1/query", params={"query": promql}, timeout=5
+    )
+    return [sample["value"][1] for sample in answer.json()["data"]["result"]]
 
-    wait_for(scraped, 90, "Prometheus to scrape nginx:9200 (every 15 s)")
-    query = {"query": "model_ready"}
-    ready = requests.get(f"{containers.prometheus}/api/v1/query", params=query, timeout=5).json()
-    assert {s["value"][1] for s in ready["data"]["result"]} == {"1"}
+
+def test_prometheus_scrapes_every_replica_and_runs_the_alert_rules(containers: Compose) -> None:
+    wait_for(
+        lambda: query(containers, 'up{job="model-server"}') == ["1"] * REPLICAS,
+        90,
+        f"Prometheus to find {REPLICAS} app replicas by DNS and scrape each (every 15 s)",
+    )
+    assert query(containers, "model_ready") == ["1"] * REPLICAS
+    wait_for(
+        lambda: (
+            query(containers, 'haproxy_backend_active_servers{proxy="predictions"}')
+            == [str(REPLICAS)]
+        ),
+        90,
+        "HAProxy's exporter to show every replica in the predictions backend",
+    )
     shipped = {
         rule["alert"]
         for group in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
@@ -159,8 +192,10 @@ def test_prometheus_scrapes_the_app_and_runs_the_alert_rules(containers: Compose
     assert {rule["name"] for group in groups for rule in group["rules"]} == shipped
 
 
-def test_an_upload_and_activation_through_the_published_port(containers: Compose) -> None:
-    """The admin API works with the compose secrets, and the version lands in the store."""
+def test_an_activation_through_the_published_port_reaches_every_replica(
+    containers: Compose,
+) -> None:
+    """The admin call lands on one replica; the other follows the shared store volume."""
     run_dir = containers.folder / ".run"
     artifact = run_dir / "uploaded.pkl"
     subprocess.run([sys.executable, str(ROOT / "examples/train.py"), str(artifact)], check=True)
@@ -168,22 +203,48 @@ def test_an_upload_and_activation_through_the_published_port(containers: Compose
     client = AdminClient(containers.url, (run_dir / "admin-token").read_text().strip())
     uploaded = client.upload(artifact, signing.signature_path(artifact).read_text().strip())
     client.activate(uploaded["sha256"])
-    assert (containers.readyz() or {}).get("sha256") == uploaded["sha256"]
+    wait_for(
+        lambda: containers.serving() == [uploaded["sha256"]] * REPLICAS,
+        60,
+        "every replica to serve the activated version (STORE_POLL_S is 5 s)",
+    )
     rows = {"tenure_months": [3.0], "monthly_fee": [100.0], "plan": ["pro"]}
-    answer = requests.post(containers.url + "/model/predict", json={"data": rows}, timeout=30)
-    assert answer.json()["model"]["sha256"] == uploaded["sha256"]
+    for _ in range(2 * REPLICAS):
+        answer = requests.post(containers.url + "/model/predict", json={"data": rows}, timeout=30)
+        assert answer.json()["model"]["sha256"] == uploaded["sha256"]
 
 
-def test_a_crashed_app_container_restarts_serving_the_same_model(containers: Compose) -> None:
-    serving = (containers.readyz() or {}).get("sha256")
-    assert serving
-    master = containers.app_pid()
+def test_a_killed_replica_fails_no_request_and_comes_back_serving_the_same_model(
+    containers: Compose,
+) -> None:
+    serving = containers.serving()
+    assert len(serving) == REPLICAS and len(set(serving)) == 1 and serving[0], serving
+    victim = containers.apps()[0]
+    master = containers.pid(victim)
+    body = requests.get(containers.url + "/usage", timeout=30).json()["predict"]["example_request"]
+    failures: list[str] = []
+    answered = 0
+
+    def predict() -> None:
+        nonlocal answered
+        try:
+            answer = requests.post(containers.url + "/model/predict", json=body, timeout=30)
+        except requests.RequestException as exc:
+            failures.append(repr(exc))
+            return
+        answered += 1
+        if answer.status_code != 200:
+            failures.append(f"{answer.status_code} {answer.text[:200]}")
+
     os.kill(master, signal.SIGKILL)
-    wait_for(lambda: containers.app_pid() not in (0, master), 120, "the app to restart")
     deadline = time.monotonic() + 120
-    while containers.readyz() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert (containers.readyz() or {}).get("sha256") == serving
+    while time.monotonic() < deadline and containers.pid(victim) in (0, master):
+        predict()
+    while time.monotonic() < deadline and containers.serving() != serving:
+        predict()
+    assert containers.pid(victim) not in (0, master), "the killed replica did not restart"
+    assert containers.serving() == serving
+    assert answered > 0 and failures == [], f"{len(failures)} of {answered}: {failures[:3]}"
 
 
 def test_make_test_inside_the_test_image(containers: Compose) -> None:
