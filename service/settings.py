@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 UNKNOWN_COLUMN_POLICIES = ("reject", "ignore")
 BOOT_MODELS = ("active", "model_path")
+MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -38,6 +40,10 @@ class Settings:
 
     model_path: Path = field(default=Path("binary/pipeline.pkl"), metadata={"env": "MODEL_PATH"})
     """The cloudpickled pipeline; its schema is read from ``<stem>.schema.json`` beside it."""
+
+    model_name: str = field(default="", metadata={"env": "MODEL_NAME"})
+    """The model's name in the Open Inference Protocol's paths (``/v2/models/<name>``);
+    unset: MODEL_PATH's stem (``pipeline``). KServe passes the InferenceService's."""
 
     store_dir: Path | None = field(default=None, metadata={"env": "STORE_DIR"})
     """The versioned model store (``store/``, ``ACTIVE``); unset: the folder of MODEL_PATH.
@@ -151,6 +157,11 @@ class Settings:
                 "verified before unpickling. Set one, or set ALLOW_UNSIGNED_MODELS=true to "
                 "accept unsigned artifacts knowingly"
             )
+        if not MODEL_NAME.match(self.served_name):
+            raise SettingsError(
+                f"MODEL_NAME must be 1-128 of A-Z a-z 0-9 . _ - (it is a URL path segment), "
+                f"got {self.served_name!r}"
+            )
         object.__setattr__(self, "log_level", self.log_level.upper())  # gunicorn's is lower case
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL must be one of {LOG_LEVELS}, got {self.log_level!r}")
@@ -159,6 +170,11 @@ class Settings:
     def key(self) -> bytes | None:
         """The signing key as bytes, or None when artifacts are not verified."""
         return self.signing_key.encode() if self.signing_key else None
+
+    @property
+    def served_name(self) -> str:
+        """MODEL_NAME, or MODEL_PATH's stem."""
+        return self.model_name or self.model_path.stem
 
     @property
     def store_root(self) -> Path:

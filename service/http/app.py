@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from flask.json.provider import JSONProvider
 from prometheus_flask_exporter import PrometheusMetrics
 from pydantic import BaseModel
@@ -21,12 +22,27 @@ from werkzeug.exceptions import HTTPException
 from service.control import controller
 from service.control.store import Store
 from service.errors import REQUEST_ID_PATTERN, ErrorBody, ServiceError, code_for
-from service.http import admin_routes, docs, logs, openapi, routes
+from service.http import (
+    admin_routes,
+    docs,
+    logs,
+    mlflow_routes,
+    open_inference_routes,
+    openapi,
+    routes,
+)
 from service.serving.metrics import LATENCY_BUCKETS, Metrics
 from service.serving.runtime import Runtime
 from service.settings import Settings
 
 REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+PROTOCOL_ERRORS: dict[str, Callable[[int, str, str], dict[str, Any]]] = {
+    open_inference_routes.bp.name: open_inference_routes.error_body,
+    mlflow_routes.bp.name: mlflow_routes.error_body,
+}
+"""The error shape of each protocol's routes, by blueprint; elsewhere, :class:`ErrorBody`."""
+PREDICTIONS = frozenset({"api.predict", "v2.infer", "v2.infer_version", "mlflow.invocations"})
+"""The endpoints whose refusals count as validation failures."""
 
 
 def set_fields(model: Any) -> dict[str, Any]:
@@ -107,6 +123,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(routes.bp)
     app.register_blueprint(admin_routes.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(open_inference_routes.bp)
+    app.register_blueprint(mlflow_routes.bp)
     return app
 
 
@@ -170,9 +188,14 @@ def register_request_id(app: Flask) -> None:
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any]) -> Response:
-    """The one error shape, :class:`ErrorBody`, with this request's id."""
-    body = ErrorBody.of(code, message, details, g.get("request_id"))
-    return Response(to_json(body), status=status, mimetype="application/json")
+    """The one error shape, :class:`ErrorBody`, with this request's id; on a protocol's
+    routes, that protocol's shape (the id stays in the X-Request-ID header)."""
+    shape = PROTOCOL_ERRORS.get(request.blueprint or "") if has_request_context() else None
+    if shape is not None:
+        rendered = orjson.dumps(shape(status, code, message))
+    else:
+        rendered = to_json(ErrorBody.of(code, message, details, g.get("request_id")))
+    return Response(rendered, status=status, mimetype="application/json")
 
 
 def register_error_handlers(app: Flask, metrics: Metrics) -> None:
@@ -180,7 +203,7 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
-        if request.endpoint == "api.predict" and exc.status_code < 500:
+        if request.endpoint in PREDICTIONS and exc.status_code < 500:
             metrics.validation_failures.labels(exc.code).inc()
         response = error_response(exc.status_code, exc.code, exc.message, exc.details)
         if exc.status_code == 401:

@@ -13,9 +13,11 @@ narrowed to the model's labels, and the error codes each status can carry, colle
 
 from __future__ import annotations
 
+import csv
 import http
 import importlib.metadata
 import inspect
+import io
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +113,8 @@ class Operation:
     """Whether the admin token guards it, which adds :data:`ADMIN_FAILURES`."""
     details: Callable[[Context], JSON] | None = None
     """What the served model and the settings decide: a request body, a description."""
+    error_body: type[BaseModel] | None = None
+    """The error shape of a protocol's own routes (Open Inference, MLflow); None: ours."""
 
 
 DECLARED: WeakKeyDictionary[Callable[..., Any], Operation] = WeakKeyDictionary()
@@ -127,6 +131,7 @@ def operation(
     parameters: tuple[JSON, ...] = (),
     secured: bool | Callable[[Settings], bool] = False,
     details: Callable[[Context], JSON] | None = None,
+    error_body: type[BaseModel] | None = None,
 ) -> Callable[[Callable[..., Any]], RouteCallable]:
     """Declare a view's documentation where the view is defined; :func:`document` reads it.
 
@@ -136,7 +141,7 @@ def operation(
 
     def declare(view: Callable[..., Any]) -> RouteCallable:
         DECLARED[inspect.unwrap(view)] = Operation(
-            tag, summary, responses, description, parameters, secured, details
+            tag, summary, responses, description, parameters, secured, details, error_body
         )
         return cast("RouteCallable", view)
 
@@ -209,8 +214,12 @@ def first_line(model: type[BaseModel] | None) -> str:
     return (inspect.getdoc(model) or "").split("\n", 1)[0] if model is not None else ""
 
 
-def response_object(status: int, declared: type[BaseModel] | Reply | str) -> JSON:
+def response_object(
+    status: int, declared: type[BaseModel] | Reply | str, error_body: type[BaseModel] | None
+) -> JSON:
     """One declared response as OpenAPI's response object."""
+    if isinstance(declared, str) and status >= 400 and error_body is not None:
+        return {"description": declared, "content": json_body(ref(error_body.__name__))}
     if isinstance(declared, str):
         return failure(status, declared) if status >= 400 else {"description": declared}
     full = declared if isinstance(declared, Reply) else Reply(body=declared)
@@ -227,9 +236,13 @@ def response_object(status: int, declared: type[BaseModel] | Reply | str) -> JSO
     return result
 
 
-def failure(status: int, description: str) -> JSON:
-    """An error response: the one error shape, with the codes this status can carry."""
-    response: JSON = {"description": description, "content": json_body(ref(f"Error{status}"))}
+def failure(status: int, description: str, protocol: type[BaseModel] | None = None) -> JSON:
+    """An error response: the one error shape, with the codes this status can carry; on a
+    protocol's route, its own shape too (nginx's pages stay ours)."""
+    schema = ref(f"Error{status}")
+    if protocol is not None:
+        schema = {"anyOf": [ref(protocol.__name__), schema]}
+    response: JSON = {"description": description, "content": json_body(schema)}
     if status == 401:
         response["headers"] = {
             "WWW-Authenticate": {"$ref": "#/components/headers/WWW-Authenticate"}
@@ -241,6 +254,8 @@ def body_models(operations: Iterable[Operation]) -> set[type[BaseModel]]:
     """The response models the declared operations name, and the error shape."""
     models: set[type[BaseModel]] = {ErrorBody}
     for op in operations:
+        if op.error_body is not None:
+            models.add(op.error_body)
         for declared in op.responses.values():
             body = declared.body if isinstance(declared, Reply) else declared
             if isinstance(body, type):
@@ -382,6 +397,7 @@ def outputs(model: Model) -> list[str]:
 def prediction_details(ctx: Context) -> JSON:
     """What ``POST /model/predict`` takes: the served model's columns, within the limits."""
     example = {"data": {name: [value] for name, value in ctx.model.schema.example.items()}}
+    csv_example = csv_row(ctx.model.schema.example)
     return {
         "description": (
             f"At most {ctx.settings.max_rows} rows and {ctx.settings.max_body_bytes} bytes. "
@@ -391,10 +407,38 @@ def prediction_details(ctx: Context) -> JSON:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": ref("PredictionRequest"), "example": example}
+                "application/json": {"schema": ref("PredictionRequest"), "example": example},
+                "text/csv": {
+                    "schema": {"type": "string", "description": CSV_BODY},
+                    "example": csv_example,
+                },
             },
         },
+        "parameters": [
+            parameter(
+                "query",
+                "output",
+                {"enum": list(OUTPUTS), "default": "predict"},
+                "For a CSV body (a JSON body says it in `output`).",
+                required=False,
+            )
+        ],
     }
+
+
+CSV_BODY = (
+    "A header line naming the columns, then one line per row; quoted fields as RFC 4180; "
+    "an empty cell is a missing value; UTF-8 without a byte-order mark."
+)
+
+
+def csv_row(example: dict[str, Any]) -> str:
+    """The example row as a CSV body."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(example)
+    writer.writerow(["" if value is None else value for value in example.values()])
+    return out.getvalue()
 
 
 # ---- the generator ----------------------------------------------------------------------------
@@ -412,7 +456,7 @@ def operation_for(rule: Rule, method: str, declaration: Operation, ctx: Context)
         "summary": declaration.summary,
         "operationId": rule.endpoint + ("" if method == "get" else f".{method}"),
         "responses": {
-            str(status): response_object(status, declared)
+            str(status): response_object(status, declared, declaration.error_body)
             for status, declared in sorted(declaration.responses.items())
         },
     }
@@ -435,7 +479,7 @@ def operation_for(rule: Rule, method: str, declaration: Operation, ctx: Context)
             for name in missing
         ]
     for status, why in DEPLOYMENT_FAILURES.items():
-        result["responses"].setdefault(str(status), failure(status, why))
+        result["responses"].setdefault(str(status), failure(status, why, declaration.error_body))
     for response in result["responses"].values():
         response.setdefault("headers", {}).setdefault(
             "X-Request-ID", {"$ref": "#/components/headers/X-Request-ID"}

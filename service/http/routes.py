@@ -4,20 +4,24 @@ errors to ``service.http.app``."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Literal
 
 from flask import Blueprint, Response, current_app, request, send_file
 from pydantic import BaseModel
 
-from service.errors import NotReady, UnsupportedMediaType
+from service.errors import BadRequest, NotReady, UnsupportedMediaType
 from service.http.auth import require_token
 from service.http.openapi import Reply, operation, parameter, prediction_details
+from service.model import payload
 from service.model.predictor import ModelMetadata, Prediction, Sha256
+from service.protocols import csv_table
 from service.serving.runtime import Runtime, Usage
 
 bp = Blueprint("api", __name__)
 
 DOWNLOAD_NAME = "pipeline.pkl"
+CSV = "text/csv"
 NOT_READY = "The model is not ready (`not_ready`, with the reason), or no worker answered."
 
 
@@ -132,14 +136,14 @@ def download() -> Response:
 @bp.post("/model/predict")
 @operation(
     "model",
-    "Predictions for rows sent as columns or as records",
+    "Predictions for rows sent as columns, as records, or as CSV",
     {
         200: Prediction,
         400: "Not JSON (`malformed_json`), or the wrong shape (`bad_request`): `data` "
         "missing or neither columns nor records, unknown field, bad `output`.",
         413: "More rows than MAX_ROWS (`too_many_rows`) or a body over MAX_BODY_BYTES "
         "(`request_entity_too_large`).",
-        415: "The body is not `application/json`.",
+        415: "The body is neither `application/json` nor `text/csv`.",
         422: "`schema_violation` (missing or unknown column, wrong type, ragged or empty "
         "data, null or unknown category where not allowed), `prediction_failed`, "
         "`output_not_supported`.",
@@ -149,10 +153,20 @@ def download() -> Response:
 )
 def predict() -> Prediction:
     """The hot path: the body goes to the runtime as bytes, the answer comes back unvalidated."""
+    body = request.get_data(cache=False)
+    if request.mimetype == CSV:
+        output = request.args.get("output", "predict")
+        if output not in payload.OUTPUTS:
+            raise BadRequest(
+                f"?output= must be one of {list(payload.OUTPUTS)}, got {payload.shorten(output)}"
+            )
+        prediction, _, _ = runtime().predict(body, partial(csv_table.parse, output=output), "csv")
+        return prediction
     if not request.is_json:
         raise UnsupportedMediaType(
-            f"send the body as application/json, not {request.mimetype or 'no content type'!r}",
+            f"send the body as application/json or text/csv, not "
+            f"{request.mimetype or 'no content type'!r}",
             details={"content_type": request.content_type},
         )
-    prediction, _, _ = runtime().predict(request.get_data(cache=False))
+    prediction, _, _ = runtime().predict(body)
     return prediction

@@ -56,25 +56,25 @@ def _columns_from_records(records: list[Any]) -> dict[str, list[Any]]:
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise BadRequest(
-                f"data[{index}] is a {_json_type(record)}; records must be objects",
+                f"data[{index}] is a {json_type(record)}; records must be objects",
                 details={"row": index},
             )
         names.update(dict.fromkeys(record))
     return {name: [record.get(name) for record in records] for name in names}
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
 
 
-def _columns(data: Any, max_rows: int) -> dict[str, list[Any]]:
+def raw_columns(data: Any, max_rows: int) -> dict[str, list[Any]]:
     if isinstance(data, list):
         _check_rows(len(data), max_rows)  # records count as rows even when they carry no keys
         return _columns_from_records(data)
     if not isinstance(data, dict):
         raise BadRequest(
-            f'"data" is a {_json_type(data)}; expected an object of columns or an array of records'
+            f'"data" is a {json_type(data)}; expected an object of columns or an array of records'
         )
     bad = [name for name, values in data.items() if not isinstance(values, list)]
     if bad:
@@ -154,11 +154,11 @@ def _problem(column: Column, value: Any) -> str | None:
     if value is None:
         return None if column.nullable else "null is not allowed in this column"
     if not ACCEPTS[column.kind](value):
-        return f"expected {column.kind}, got {_json_type(value)} {_shorten(value)}"
+        return f"expected {column.kind}, got {json_type(value)} {shorten(value)}"
     if column.kind in ("number", "integer") and not np.isfinite(value):
         return f"{value} is not a finite number"
     if _is_unknown_category(column, value):
-        return f"unknown category {_shorten(value)}; known: {list(column.categories or ())}"
+        return f"unknown category {shorten(value)}; known: {list(column.categories or ())}"
     return None
 
 
@@ -169,7 +169,7 @@ thousand levels (orjson parses up to 1024) raises RecursionError, and of a long 
 costs as much as the array, only for the first 60 characters to be kept."""
 
 
-def _shorten(value: Any) -> str:
+def shorten(value: Any) -> str:
     text = _CONTAINER_REPR.repr(value) if isinstance(value, list | dict) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -277,19 +277,28 @@ def parse(body: bytes, schema: Schema, *, max_rows: int, unknown: str) -> Reques
     """Parse and validate a ``POST /model/predict`` body."""
     document = parse_json(body)
     if not isinstance(document, dict):
-        raise BadRequest(f"the body is a JSON {_json_type(document)}; expected an object")
+        raise BadRequest(f"the body is a JSON {json_type(document)}; expected an object")
     if "data" not in document:
         raise BadRequest('the body has no "data" field', details={"fields": list(document)})
     output = document.get("output", "predict")
     if output not in OUTPUTS:
         raise BadRequest(
-            f'"output" must be one of {list(OUTPUTS)}, got {_shorten(output)}',
+            f'"output" must be one of {list(OUTPUTS)}, got {shorten(output)}',
             details={"allowed": list(OUTPUTS)},
         )
     extra = sorted(set(document) - {"data", "output"})
     if extra:
         raise BadRequest(f"unknown fields in the body: {extra}", details={"fields": extra})
-    raw = _columns(document["data"], max_rows)
+    raw = raw_columns(document["data"], max_rows)
+    return from_columns(raw, schema, output=output, max_rows=max_rows, unknown=unknown)
+
+
+def from_columns(
+    raw: Mapping[str, list[Any]], schema: Schema, *, output: str, max_rows: int, unknown: str
+) -> Request:
+    """Raw columns, as any front door (this API's JSON, CSV, the Open Inference Protocol,
+    MLflow's formats) reads them, checked and converted: from here every protocol shares
+    the batching, the plan, the limits and the messages."""
     rows = _check_shape(raw, max_rows)
     columns = validate(schema, raw, unknown=unknown)
     return Request(columns=columns, output=output, rows=rows, has_nulls=_has_nulls(schema, raw))

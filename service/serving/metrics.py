@@ -19,6 +19,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+PROTOCOLS = ("native", "csv", "open_inference", "mlflow")
+"""The front doors a prediction comes in by: this API's JSON, its CSV, the Open Inference
+Protocol, MLflow's scoring protocol (JSON or CSV)."""
+
 # Model latency spans a 1-row call (~1 ms) to a 10,000-row batch (~1 s).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -28,9 +32,21 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.rows = Counter(
-            "model_predicted_rows", "Rows scored by the model.", registry=self.registry
+        self.requests = Counter(
+            "model_prediction_requests",
+            "Prediction requests accepted (valid, scored), by the protocol they came in.",
+            ["protocol"],
+            registry=self.registry,
         )
+        self.rows = Counter(
+            "model_predicted_rows",
+            "Rows scored by the model, by the protocol they came in.",
+            ["protocol"],
+            registry=self.registry,
+        )
+        for protocol in PROTOCOLS:  # every series from the start: rate() sees the first one
+            self.requests.labels(protocol)
+            self.rows.labels(protocol)
         self.prediction_seconds = Histogram(
             "model_prediction_duration_seconds",
             "Time spent inside the pipeline, per call (one call may score a batch of requests).",

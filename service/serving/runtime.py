@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel
 
 from service.errors import NotReady, ReloadFailed
 from service.model import payload
+from service.model.payload import Request
 from service.model.predictor import Model, Prediction
+from service.model.schema import Schema
 from service.serving.batching import Batcher
 from service.serving.metrics import Metrics
 from service.settings import Settings
@@ -42,6 +44,13 @@ class Usage(BaseModel):
     service: str
     endpoints: dict[str, str]
     predict: PredictUsage
+
+
+class Reader(Protocol):
+    """A protocol's body reader: the body (bytes, or an envelope read already) as a checked
+    request against the served model's schema and the limits."""
+
+    def __call__(self, body: Any, schema: Schema, /, *, max_rows: int, unknown: str) -> Request: ...
 
 
 @dataclass(frozen=True)
@@ -115,20 +124,24 @@ class Runtime:
         """Per-worker gauges; see :meth:`Metrics.publish_model`."""
         self.metrics.publish_model(self.model, ready=self.readiness.ready)
 
-    def predict(self, body: bytes) -> tuple[Prediction, int, str]:
-        """Validate a request body and score it: the prediction, its rows, and the sha256
-        of the version that computed it."""
+    def predict(
+        self, body: Any, read: Reader = payload.parse, protocol: str = "native"
+    ) -> tuple[Prediction, int, str]:
+        """Read a request body with its protocol's reader, and score it: the prediction,
+        its rows, and the sha256 of the version that computed it. Every protocol meets the
+        same schema, limits, batcher and plan here."""
         serving = self.serving
         if not serving.readiness.ready:
             raise NotReady(serving.readiness.reason)
-        request = payload.parse(
+        request = read(
             body,
             serving.model.schema,
             max_rows=self.settings.max_rows,
             unknown=self.settings.unknown_columns,
         )
         result = serving.batcher.predict(request)
-        self.metrics.rows.inc(request.rows)
+        self.metrics.requests.labels(protocol).inc()
+        self.metrics.rows.labels(protocol).inc(request.rows)
         return result, request.rows, serving.model.sha256
 
     def usage(self, base_url: str) -> Usage:

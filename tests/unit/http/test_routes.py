@@ -260,7 +260,7 @@ def test_metrics_count_rows_and_failures(client: FlaskClient) -> None:
     client.post("/model/predict", json={"data": ROWS})
     client.post("/model/predict", json={"data": {**ROWS, "age": ["x", 1, 2]}})
     text = client.get("/metrics").get_data(as_text=True)
-    assert "model_predicted_rows_total 3.0" in text
+    assert 'model_predicted_rows_total{protocol="native"} 3.0' in text
     assert 'model_validation_failures_total{code="schema_violation"} 1.0' in text
     assert "model_ready 1.0" in text
     assert 'endpoint="api.predict"' in text

@@ -58,16 +58,16 @@ def test_deeply_nested_values_are_client_errors(where: str, status: int, code: s
 def test_long_arrays_are_shortened_without_rendering_them_whole() -> None:
     """The problem names the value in at most 60 characters, whatever its size or depth."""
     for value in (nested(DEPTH), list(range(100_000)), {"k": nested(50)}):
-        text = payload._shorten(value)
+        text = payload.shorten(value)
         assert len(text) <= 60
         assert text.startswith(("[", "{"))
 
 
 def test_scalars_are_still_shown_as_python_repr() -> None:
     """Existing messages keep their wording: strings quoted, long ones cut with an ellipsis."""
-    assert payload._shorten("lots") == "'lots'"
-    assert payload._shorten(1.5) == "1.5"
-    assert payload._shorten("a" * 100) == "'" + "a" * 56 + "..."
+    assert payload.shorten("lots") == "'lots'"
+    assert payload.shorten(1.5) == "1.5"
+    assert payload.shorten("a" * 100) == "'" + "a" * 56 + "..."
 
 
 @pytest.mark.parametrize(

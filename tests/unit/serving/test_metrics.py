@@ -12,7 +12,9 @@ from prometheus_client import CollectorRegistry
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from service.serving import metrics as metrics_module
-from service.serving.metrics import Metrics
+from service.serving.metrics import PROTOCOLS, Metrics
+
+NATIVE = {"protocol": "native"}
 
 FIRST = SimpleNamespace(
     sha256="a" * 64,
@@ -51,10 +53,18 @@ def metrics(registry: CollectorRegistry) -> Metrics:
 def test_metrics_live_on_the_registry_they_are_given(registry: CollectorRegistry) -> None:
     """Tests build many apps: each app's metrics are its own, never a global's."""
     mine, other = Metrics(registry), Metrics(CollectorRegistry())
-    mine.rows.inc(3)
+    mine.rows.labels("native").inc(3)
     assert mine.registry is registry
-    assert registry.get_sample_value("model_predicted_rows_total") == 3
-    assert other.registry.get_sample_value("model_predicted_rows_total") == 0
+    assert registry.get_sample_value("model_predicted_rows_total", NATIVE) == 3
+    assert other.registry.get_sample_value("model_predicted_rows_total", NATIVE) == 0
+
+
+def test_every_protocol_has_its_series_from_the_start(registry: CollectorRegistry) -> None:
+    """A series that appears only with its first request makes rate() miss that request."""
+    Metrics(registry)
+    for protocol in PROTOCOLS:
+        for name in ("model_predicted_rows_total", "model_prediction_requests_total"):
+            assert registry.get_sample_value(name, {"protocol": protocol}) == 0, (name, protocol)
 
 
 def test_publish_sets_the_model_info_and_readiness(

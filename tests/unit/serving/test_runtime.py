@@ -136,7 +136,7 @@ def test_predict_scores_as_the_pipeline_does(
     np.testing.assert_allclose(result.probabilities, demo_pipeline.predict_proba(frame))
     assert result.classes == ["approved", "declined"]
     assert (rows, sha) == (3, demo_model.sha256)
-    assert registry.get_sample_value("model_predicted_rows_total") == 3
+    assert registry.get_sample_value("model_predicted_rows_total", {"protocol": "native"}) == 3
 
 
 @pytest.mark.parametrize(("batching", "shared"), [(True, True), (False, False)])
@@ -179,7 +179,7 @@ def test_invalid_requests_are_refused_and_not_counted(
         runtime.predict(body({"data": ROWS}))
     with pytest.raises(SchemaViolation, match="unknown column"):
         runtime.predict(body({"data": [{**ROWS[0], "extra": 1}]}))
-    assert registry.get_sample_value("model_predicted_rows_total") == 0
+    assert registry.get_sample_value("model_predicted_rows_total", {"protocol": "native"}) == 0
     lenient = build(demo_model, unknown_columns="ignore")
     assert lenient.predict(body({"data": [{**ROWS[0], "extra": 1}]}))[1] == 1
 
