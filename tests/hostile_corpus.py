@@ -12,7 +12,9 @@ byte limit, and the byte limit with a body streamed rather than held.
 
 Every expected answer is the service's JSON error shape, or a 2xx where the input
 is odd but valid; none is a 5xx. Cases marked ``by="nginx"`` are answered by nginx
-before any worker sees the request.
+before any worker sees the request. The other protocols' routes answer in their own
+shapes (:attr:`Case.protocol`): the Open Inference Protocol's ``{"error": message}``, where
+``code`` is words the message must hold, and MLflow's ``{"error_code", "message"}``.
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ class Case:
     """For a success: the exact top-level keys of the JSON answer."""
     group: str = ""
 
+    @property
+    def protocol(self) -> str:
+        """Whose error shape the answer has: ``v2``, ``mlflow`` or ``native``."""
+        if self.target.startswith("/v2/"):
+            return "v2"
+        return "mlflow" if self.target == "/invocations" else "native"
+
 
 def dumps(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
@@ -167,7 +176,202 @@ def request(method: str, target: str, *headers: str, version: str = "HTTP/1.1") 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+INFER = "/v2/models/pipeline/infer"
+CSV = (("Content-Type", "text/csv"),)
+CSV_HEADER = ",".join(ROW)
+CSV_ROW = ",".join(str(value) for value in ROW.values())
+DATATYPES = {int: "INT64", float: "FP64", str: "BYTES"}
+
+
+def tensors(rows: int = 1, **replace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The valid row as Open Inference tensors, with some tensors' fields replaced."""
+    built = {
+        name: {"name": name, "datatype": DATATYPES[type(v)], "shape": [rows], "data": [v] * rows}
+        for name, v in ROW.items()
+    }
+    for name, fields in replace.items():
+        built[name] = {**built.get(name, {"name": name}), **fields}
+    return list(built.values())
+
+
+def infer_body(rows: int = 1, **replace: dict[str, Any]) -> bytes:
+    return dumps({"inputs": tensors(rows, **replace)})
+
+
+def csv_text(*lines: str) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _csv_over_row_limit() -> bytes:
+    return csv_text(CSV_HEADER, *[CSV_ROW] * (MAX_ROWS + 1))
+
+
+def _protocol_cases() -> list[Case]:
+    """Malformed Open Inference requests and CSV bodies, on every route that reads them."""
+    without_age = [t for t in tensors() if t["name"] != "age"]
+    return [
+        Case(
+            "v2-valid",
+            200,
+            None,
+            infer_body(),
+            target=INFER,
+            keys=frozenset({"model_name", "model_version", "outputs"}),
+        ),
+        Case(
+            "v2-wrong-datatype",
+            422,
+            "datatype 'BYTES' does not fit",
+            infer_body(age={"datatype": "BYTES", "data": ["41"]}),
+            target=INFER,
+        ),
+        Case(
+            "v2-shapes-differ",
+            422,
+            "different lengths",
+            infer_body(age={"shape": [2], "data": [41, 42]}),
+            target=INFER,
+        ),
+        Case(
+            "v2-unknown-input",
+            422,
+            "unknown column",
+            infer_body(height={"datatype": "FP64", "shape": [1], "data": [1.8]}),
+            target=INFER,
+        ),
+        Case(
+            "v2-missing-input",
+            422,
+            "'age': required column is missing",
+            dumps({"inputs": without_age}),
+            target=INFER,
+        ),
+        Case(
+            "v2-data-not-shape",
+            400,
+            "shape [2] holds 2 values, data has 1",
+            infer_body(age={"shape": [2]}),
+            target=INFER,
+        ),
+        Case(
+            "v2-two-dimensions",
+            400,
+            "is not [N] or [N, 1]",
+            infer_body(age={"shape": [1, 2], "data": [41, 42]}),
+            target=INFER,
+        ),
+        Case(
+            "v2-non-utf8-bytes",
+            400,
+            "not valid JSON",
+            infer_body().replace(b'"east"', b'"\xff\xfe"'),
+            target=INFER,
+        ),
+        Case(
+            "v2-no-inputs",
+            400,
+            '"inputs" must be a non-empty array',
+            dumps({"inputs": {}}),
+            target=INFER,
+        ),
+        Case(
+            "v2-tensor-not-object",
+            400,
+            "expected a tensor object",
+            dumps({"inputs": [1]}),
+            target=INFER,
+        ),
+        Case(
+            "v2-binary-extension",
+            400,
+            "binary tensor data extension",
+            infer_body(),
+            target=INFER,
+            headers=(*JSON, ("Inference-Header-Content-Length", "12")),
+        ),
+        Case(
+            "v2-unknown-model",
+            404,
+            "'other' is not served here",
+            infer_body(),
+            target="/v2/models/other/infer",
+        ),
+        Case("csv-valid", 200, None, csv_text(CSV_HEADER, CSV_ROW), headers=CSV, keys=PREDICTION),
+        Case("csv-ragged", 400, "bad_request", csv_text(CSV_HEADER, CSV_ROW, "41,1"), headers=CSV),
+        Case("csv-no-header", 400, "bad_request", csv_text(CSV_ROW, CSV_ROW), headers=CSV),
+        Case(
+            "csv-semicolons",
+            400,
+            "bad_request",
+            csv_text(CSV_HEADER.replace(",", ";"), CSV_ROW.replace(",", ";")),
+            headers=CSV,
+        ),
+        Case(
+            "csv-byte-order-mark",
+            400,
+            "bad_request",
+            b"\xef\xbb\xbf" + csv_text(CSV_HEADER, CSV_ROW),
+            headers=CSV,
+        ),
+        Case(
+            "csv-latin-1",
+            400,
+            "bad_request",
+            csv_text(CSV_HEADER, CSV_ROW).replace(b"east", b"\xe9ast"),
+            headers=CSV,
+        ),
+        Case(
+            "csv-stray-quote",
+            400,
+            "bad_request",
+            csv_text(CSV_HEADER, CSV_ROW.replace("east", '"ea"st')),
+            headers=CSV,
+        ),
+        Case("csv-empty", 400, "bad_request", b"", headers=CSV),
+        Case(
+            "csv-bad-cell",
+            422,
+            "schema_violation",
+            csv_text(CSV_HEADER, CSV_ROW.replace("41", "forty-one", 1)),
+            headers=CSV,
+        ),
+        Case("csv-over-row-limit", 413, "too_many_rows", _csv_over_row_limit, headers=CSV),
+        Case(
+            "mlflow-csv-ragged",
+            400,
+            "BAD_REQUEST",
+            csv_text(CSV_HEADER, "41"),
+            target="/invocations",
+            headers=CSV,
+        ),
+        Case(
+            "mlflow-no-layout",
+            400,
+            "BAD_REQUEST",
+            dumps({"data": columns()}),
+            target="/invocations",
+        ),
+        Case("mlflow-not-json", 400, "MALFORMED_REQUEST", b"{", target="/invocations"),
+        Case(
+            "mlflow-bad-value",
+            422,
+            "INVALID_PARAMETER_VALUE",
+            dumps({"dataframe_records": [{**ROW, "age": "x"}]}),
+            target="/invocations",
+        ),
+        Case(
+            "mlflow-text-plain",
+            415,
+            "BAD_REQUEST",
+            VALID,
+            target="/invocations",
+            headers=(("Content-Type", "text/plain"),),
+        ),
+    ]
+
+
 def _groups() -> Iterator[tuple[str, list[Case]]]:
+    yield ("protocols", _protocol_cases())
     yield (
         "malformed-json",
         [
@@ -514,13 +718,27 @@ def _groups() -> Iterator[tuple[str, list[Case]]]:
     yield (
         "query-string",
         [
-            Case(
+            Case(  # ?output= chooses the output for a body that does not (CSV's way)
                 "output-in-query",
                 200,
                 None,
                 VALID,
                 target="/model/predict?output=both",
-                keys=PREDICTION,
+                keys=PROBABILITIES,
+            ),
+            Case(
+                "output-in-query-and-body-differ",
+                400,
+                "bad_request",
+                dumps({"data": columns(), "output": "predict"}),
+                target="/model/predict?output=both",
+            ),
+            Case(
+                "output-in-query-unknown",
+                400,
+                "bad_request",
+                VALID,
+                target="/model/predict?output=null",
             ),
             Case("debug-flag", 200, None, VALID, target="/model/predict?debug=1", keys=PREDICTION),
             Case(

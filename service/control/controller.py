@@ -89,6 +89,13 @@ def boot_model(settings: Settings, store: Store) -> predictor.Model:
     return predictor.load(store.path(loaded.sha256), key=settings.key, fast_path=settings.fast_path)
 
 
+def discard(stream: IO[bytes], limit: int) -> None:
+    """Read a request body to its end (at most ``limit`` bytes), keeping nothing."""
+    read = 0
+    while read <= limit and (chunk := stream.read(CHUNK)):
+        read += len(chunk)
+
+
 def file_sha256(path: Path) -> str | None:
     """A file's digest, None when it cannot be read (the loader then says why)."""
     try:
@@ -249,7 +256,17 @@ class Control:
             write_atomic(replica_file(self.master, CHECKED), json.dumps(verdicts).encode())
 
     def _receive(self, stream: IO[bytes], fd: int) -> tuple[str, str | None]:
-        """Copy the body to ``fd`` within the size limit; its sha256 and HMAC."""
+        """Copy the body to ``fd`` within the size limit; its sha256 and HMAC. A full or
+        read-only disk stops the copy, not the reading: the rest of the body is read and
+        dropped, for an answer sent before the body was read closes the connection on
+        unread bytes, and nginx (still sending them) then sees a reset instead of the 507."""
+        try:
+            return self._copy(stream, fd)
+        except StoreUnavailable:
+            discard(stream, self.settings.max_upload_bytes)
+            raise
+
+    def _copy(self, stream: IO[bytes], fd: int) -> tuple[str, str | None]:
         digest = hashlib.sha256()
         signer = signing.Signer(self.settings.key) if self.settings.key else None
         size = 0

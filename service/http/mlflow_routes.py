@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from service.errors import NotReady, UnsupportedMediaType
-from service.http.openapi import Reply, Responses, operation
+from service.http.openapi import Reply, Responses, invocations_details, operation
 from service.http.routes import NOT_READY, runtime
 from service.protocols import csv_table, mlflow
 from service.protocols.mlflow import MLflowError, MLflowPredictions
@@ -30,16 +30,16 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 def alive() -> Response:
-    """MLflow answers its probes with a newline; not ready is 503 here (MLflow: 404), what
-    load balancers and orchestrators read as "not yet"."""
+    """MLflow answers its probes with a newline (labelled JSON there; plain text here, as
+    it is); not ready is 503 here (MLflow: 404), what load balancers read as "not yet"."""
     readiness = runtime().readiness
     if not readiness.ready:
         raise NotReady(readiness.reason)
-    return Response("\n", status=200, mimetype="application/json")
+    return Response("\n", status=200, mimetype="text/plain")
 
 
 PROBE: Responses = {
-    200: Reply("Ready: the model is loaded and warm.", media=("application/json",)),
+    200: Reply("Ready: the model is loaded and warm.", media=("text/plain",)),
     503: NOT_READY,
 }
 
@@ -72,6 +72,7 @@ def health() -> Response:
         503: NOT_READY,
     },
     error_body=MLflowError,
+    details=invocations_details,
 )
 def invocations() -> dict[str, Any]:
     body = request.get_data(cache=False)

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from service.errors import BadRequest, NotReady, VersionNotFound
-from service.http.openapi import operation, package_version
+from service.http.openapi import infer_details, operation, package_version
 from service.http.routes import NOT_READY, runtime
 from service.protocols import open_inference
 from service.protocols.open_inference import (
@@ -118,6 +118,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
         503: NOT_READY,
     },
     error_body=V2Error,
+    details=infer_details,
 )
 def infer(name: str, version: str | None = None) -> dict[str, Any]:
     served(name, version)

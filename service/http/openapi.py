@@ -35,6 +35,7 @@ from werkzeug.routing import Rule
 from service.errors import REQUEST_ID_PATTERN, ErrorBody, ErrorDetail, code_for, every_error
 from service.model.predictor import OUTPUTS, Model, Prediction
 from service.model.schema import Column
+from service.protocols import open_inference
 from service.settings import Settings
 
 OPENAPI_VERSION = "3.1.0"
@@ -218,10 +219,8 @@ def response_object(
     status: int, declared: type[BaseModel] | Reply | str, error_body: type[BaseModel] | None
 ) -> JSON:
     """One declared response as OpenAPI's response object."""
-    if isinstance(declared, str) and status >= 400 and error_body is not None:
-        return {"description": declared, "content": json_body(ref(error_body.__name__))}
     if isinstance(declared, str):
-        return failure(status, declared) if status >= 400 else {"description": declared}
+        return failure(status, declared, error_body) if status >= 400 else {"description": declared}
     full = declared if isinstance(declared, Reply) else Reply(body=declared)
     content = {media: {"schema": {"type": "string"}} for media in full.media}
     if full.body is not None:
@@ -238,7 +237,8 @@ def response_object(
 
 def failure(status: int, description: str, protocol: type[BaseModel] | None = None) -> JSON:
     """An error response: the one error shape, with the codes this status can carry; on a
-    protocol's route, its own shape too (nginx's pages stay ours)."""
+    protocol's route, its own shape or ours (nginx's pages: a body over the limit, no
+    worker answering)."""
     schema = ref(f"Error{status}")
     if protocol is not None:
         schema = {"anyOf": [ref(protocol.__name__), schema]}
@@ -419,10 +419,118 @@ def prediction_details(ctx: Context) -> JSON:
                 "query",
                 "output",
                 {"enum": list(OUTPUTS), "default": "predict"},
-                "For a CSV body (a JSON body says it in `output`).",
+                "What to answer with, for a CSV body; a JSON body may say it here or in `output` "
+                "(the two must agree).",
                 required=False,
             )
         ],
+    }
+
+
+def invocations_details(ctx: Context) -> JSON:
+    """What ``POST /invocations`` takes: the served model's columns in MLflow's layouts."""
+    columns, settings = ctx.model.schema.columns, ctx.settings
+    example = {"dataframe_records": [ctx.model.schema.example]}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": mlflow_request(columns, settings),
+                    "example": example,
+                },
+                "text/csv": {"schema": {"type": "string", "description": CSV_BODY}},
+            },
+        }
+    }
+
+
+def mlflow_request(columns: tuple[Column, ...], settings: Settings) -> JSON:
+    """Exactly one of MLflow's four layouts of a DataFrame."""
+    names = [c.name for c in columns]
+    width = {"minItems": len(names), "maxItems": len(names)}
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"type": "array", "items": {"enum": names}, "uniqueItems": True, **width},
+            "data": {
+                "type": "array",
+                "items": {"type": "array", **width},
+                "minItems": 1,
+                "maxItems": settings.max_rows,
+            },
+            "index": {"type": "array"},
+        },
+        "required": ["columns", "data"],
+        "additionalProperties": False,
+    }
+    records = records_layout(columns, settings)
+    either = {"oneOf": [records, columns_layout(columns, settings)]}
+    layouts = {
+        "dataframe_split": split,
+        "dataframe_records": records,
+        "instances": either,
+        "inputs": either,
+    }
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {key: schema},
+                "required": [key],
+                "additionalProperties": False,
+            }
+            for key, schema in layouts.items()
+        ]
+    }
+
+
+def infer_details(ctx: Context) -> JSON:
+    """What ``POST /v2/models/{name}/infer`` takes: one tensor per column of the served model."""
+    names = [c.name for c in ctx.model.schema.columns]
+    tensor = {
+        "type": "object",
+        "properties": {
+            "name": {"enum": names},
+            "datatype": {"enum": open_inference.ACCEPTED},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+        "required": ["name", "datatype", "shape", "data"],
+    }
+    output = {
+        "type": "object",
+        "properties": {"name": {"enum": list(open_inference.outputs(ctx.model.has_proba))}},
+        "required": ["name"],
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": tensor, "minItems": 1},
+            "outputs": {"type": "array", "items": output, "minItems": 1},
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+    }
+    example = {
+        "inputs": [
+            {
+                "name": c.name,
+                "datatype": open_inference.DATATYPE[c.kind],
+                "shape": [1],
+                "data": [ctx.model.schema.example[c.name]],
+            }
+            for c in ctx.model.schema.columns
+        ]
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": example}},
+        }
     }
 
 

@@ -10,13 +10,13 @@ from typing import Literal
 from flask import Blueprint, Response, current_app, request, send_file
 from pydantic import BaseModel
 
-from service.errors import BadRequest, NotReady, UnsupportedMediaType
+from service.errors import NotReady, UnsupportedMediaType
 from service.http.auth import require_token
 from service.http.openapi import Reply, operation, parameter, prediction_details
 from service.model import payload
 from service.model.predictor import ModelMetadata, Prediction, Sha256
 from service.protocols import csv_table
-from service.serving.runtime import Runtime, Usage
+from service.serving.runtime import Reader, Runtime, Usage
 
 bp = Blueprint("api", __name__)
 
@@ -154,13 +154,12 @@ def download() -> Response:
 def predict() -> Prediction:
     """The hot path: the body goes to the runtime as bytes, the answer comes back unvalidated."""
     body = request.get_data(cache=False)
+    output = request.args.get("output")
+    if output is not None:
+        payload.check_output(output, "?output=")
     if request.mimetype == CSV:
-        output = request.args.get("output", "predict")
-        if output not in payload.OUTPUTS:
-            raise BadRequest(
-                f"?output= must be one of {list(payload.OUTPUTS)}, got {payload.shorten(output)}"
-            )
-        prediction, _, _ = runtime().predict(body, partial(csv_table.parse, output=output), "csv")
+        by_csv = partial(csv_table.parse, output=output or "predict")
+        prediction, _, _ = runtime().predict(body, by_csv, "csv")
         return prediction
     if not request.is_json:
         raise UnsupportedMediaType(
@@ -168,5 +167,6 @@ def predict() -> Prediction:
             f"{request.mimetype or 'no content type'!r}",
             details={"content_type": request.content_type},
         )
-    prediction, _, _ = runtime().predict(body)
+    read: Reader = payload.parse if output is None else partial(payload.parse, output=output)
+    prediction, _, _ = runtime().predict(body, read)
     return prediction

@@ -273,24 +273,34 @@ def _summary(problems: list[dict[str, Any]], total: int) -> str:
     return f"input does not match the model's schema: {where}: {first['problem']}{more}"
 
 
-def parse(body: bytes, schema: Schema, *, max_rows: int, unknown: str) -> Request:
-    """Parse and validate a ``POST /model/predict`` body."""
+def parse(
+    body: bytes, schema: Schema, *, max_rows: int, unknown: str, output: str | None = None
+) -> Request:
+    """Parse and validate a ``POST /model/predict`` body; ``output``: the query's
+    ``?output=``, if any, which a body's ``"output"`` must then agree with."""
     document = parse_json(body)
     if not isinstance(document, dict):
         raise BadRequest(f"the body is a JSON {json_type(document)}; expected an object")
     if "data" not in document:
         raise BadRequest('the body has no "data" field', details={"fields": list(document)})
-    output = document.get("output", "predict")
-    if output not in OUTPUTS:
-        raise BadRequest(
-            f'"output" must be one of {list(OUTPUTS)}, got {shorten(output)}',
-            details={"allowed": list(OUTPUTS)},
-        )
+    asked = check_output(document.get("output", output or "predict"), '"output"')
+    if output is not None and asked != output:
+        raise BadRequest(f'"output" is {asked!r} but ?output= is {output!r}: say it once')
     extra = sorted(set(document) - {"data", "output"})
     if extra:
         raise BadRequest(f"unknown fields in the body: {extra}", details={"fields": extra})
     raw = raw_columns(document["data"], max_rows)
-    return from_columns(raw, schema, output=output, max_rows=max_rows, unknown=unknown)
+    return from_columns(raw, schema, output=asked, max_rows=max_rows, unknown=unknown)
+
+
+def check_output(output: Any, where: str) -> str:
+    """One of :data:`OUTPUTS`, else a 400 saying which are."""
+    if output not in OUTPUTS:
+        raise BadRequest(
+            f"{where} must be one of {list(OUTPUTS)}, got {shorten(output)}",
+            details={"allowed": list(OUTPUTS)},
+        )
+    return str(output)
 
 
 def from_columns(

@@ -38,6 +38,7 @@ FITS: dict[str, frozenset[str]] = {
     "string": frozenset({"BYTES"}),
 }
 """The tensor datatypes each column kind accepts."""
+ACCEPTED = sorted(frozenset().union(*FITS.values()))
 DATATYPE: dict[str, str] = {
     "number": "FP64",
     "integer": "INT64",
@@ -154,16 +155,22 @@ def read(body: bytes, *, has_proba: bool) -> Inference:
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest('"inputs" must be a non-empty array of tensors, one per column')
-    ident = document.get("id")
-    if ident is not None and not isinstance(ident, str):
+    ident = document.get("id", "")
+    if not isinstance(ident, str):
         raise BadRequest(f'"id" must be a string, got {json_type(ident)}')
-    available = (PREDICT, PROBA) if has_proba else (PREDICT,)
-    return Inference(inputs, _outputs(document.get("outputs"), available), ident)
+    if not isinstance(document.get("parameters", {}), dict):
+        raise BadRequest('"parameters" must be an object')
+    available = outputs(has_proba)
+    chosen = _outputs(document["outputs"], available) if "outputs" in document else available
+    return Inference(inputs, chosen, document.get("id"))
+
+
+def outputs(has_proba: bool) -> tuple[str, ...]:
+    """The outputs a model gives: its labels, and its probabilities when it has them."""
+    return (PREDICT, PROBA) if has_proba else (PREDICT,)
 
 
 def _outputs(requested: Any, available: tuple[str, ...]) -> tuple[str, ...]:
-    if requested is None:
-        return available
     if not isinstance(requested, list) or not requested:
         raise BadRequest('"outputs" must be a non-empty array of {"name": ...}')
     names = []

@@ -252,7 +252,7 @@ def test_upload_to_a_full_or_read_only_store_changes_nothing(
                 "X-Model-Signature": signing.sign(data, SIGNING_KEY.encode()),
             },
         )
-        assert response.status_code == 507
+        assert response.status_code == 507, response.text
         error = response.json()["error"]
         assert (error["code"], expected in error["message"]) == ("store_unavailable", True)
         assert requests.get(f"{stack.base_url}/admin/models", headers=auth).json() == listing

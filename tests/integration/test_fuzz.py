@@ -74,15 +74,33 @@ expected-statuses = [
 
 [dictionaries]
 versions = {{ values = ["{active}"] }}
+names = {{ values = ["pipeline"] }}
 
 [parameters]
 "path.sha256" = {{ dictionary = "versions", probability = {probability} }}
+"path.version" = {{ dictionary = "versions", probability = {probability} }}
+"path.name" = {{ dictionary = "names", probability = {probability} }}
 
 # Two limits JSON Schema cannot state: columns of unequal length are ragged data (422), and
-# MAX_ROWS rows can weigh more than MAX_BODY_BYTES (413).
+# MAX_ROWS rows can weigh more than MAX_BODY_BYTES (413). A text/csv body is any string to
+# a schema: one that is no CSV table (no header, ragged lines) is a 400.
 [[operations]]
 include-operation-id = "api.predict.post"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "413", "422"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "413", "422"]
+
+[[operations]]
+include-operation-id = "mlflow.invocations.post"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "413", "422"]
+
+# Values a tensor's datatype allows may still not be the column's (a number column's FP64
+# tensor may not hold 1e400), and tensors of unequal shapes are ragged data (422).
+[[operations]]
+include-operation-id = "v2.infer.post"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "413", "422"]
+
+[[operations]]
+include-operation-id = "v2.infer_version.post"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "413", "422"]
 
 # A fuzzer cannot sign an artifact: schema-valid uploads are refused (422), empty ones 400.
 [[operations]]

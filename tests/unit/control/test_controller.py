@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from service.control import controller
 from service.control.store import Store
+from service.errors import StoreUnavailable
 from service.model import signing
 from service.settings import Settings
 from tests.unit.conftest import SIGNING_KEY, private_copy
@@ -81,3 +85,23 @@ def test_boot_model_path_serves_the_file_and_makes_it_active(
     assert Store(store_dir).previous() == first
     assert any("replaces the active version" in r.getMessage() for r in logged.records)
     assert boot(other, store_dir) == served  # a later plain restart keeps it
+
+
+def test_a_full_disk_still_reads_the_whole_upload(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answering before the body is read would close the connection on unread bytes: nginx,
+    still sending them, would see a reset and answer 502 instead of the 507."""
+    control = app.extensions["control"]
+    body = io.BytesIO(b"x" * (3 * controller.CHUNK))
+
+    def full_disk(stream: io.BytesIO, fd: int) -> None:
+        os.close(fd)
+        stream.read(controller.CHUNK)
+        raise StoreUnavailable("cannot receive the upload: the disk is full")
+
+    monkeypatch.setattr(control, "_copy", full_disk)
+    with pytest.raises(StoreUnavailable, match="the disk is full"):
+        control.upload(body, signature=None)
+    assert body.read() == b"", "the rest of the body was left unread"
+    assert not list(control.store.incoming.glob("upload-*"))

@@ -110,13 +110,12 @@ PROTOCOL_ERRORS = {"v2.": "V2Error", "mlflow.": "MLflowError"}
 
 
 def error_shapes(operation_id: str, status: str) -> list[dict[str, Any]]:
-    """Ours; on a protocol's route, the protocol's (declared failures), or either (nginx's
-    pages, which any route can meet, are ours)."""
+    """Ours; on a protocol's route, the protocol's or ours (nginx's pages, which any route
+    can meet, are ours)."""
     ours = {"$ref": f"#/components/schemas/Error{status}"}
     for prefix, name in PROTOCOL_ERRORS.items():
         if operation_id.startswith(prefix):
-            theirs = {"$ref": f"#/components/schemas/{name}"}
-            return [theirs, {"anyOf": [theirs, ours]}]
+            return [{"anyOf": [{"$ref": f"#/components/schemas/{name}"}, ours]}]
     return [ours]
 
 

@@ -362,3 +362,29 @@ def test_answers_through_the_app_equal_the_pipeline(
         np.testing.assert_allclose(
             [a["probabilities"][0] for a in answers], expected_proba, rtol=0, atol=1e-12
         )
+
+
+def test_a_csv_body_predicts_as_json_does(client: FlaskClient, demo_pipeline: Pipeline) -> None:
+    frame = pd.DataFrame(ROWS)
+    answer = client.post(
+        "/model/predict?output=both",
+        data=frame.to_csv(index=False),
+        content_type="text/csv; charset=utf-8",
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["predictions"] == demo_pipeline.predict(frame).tolist()
+    np.testing.assert_allclose(
+        answer.get_json()["probabilities"], demo_pipeline.predict_proba(frame), rtol=1e-12, atol=0
+    )
+
+
+def test_a_csv_error_names_the_line(client: FlaskClient) -> None:
+    text = pd.DataFrame(ROWS).to_csv(index=False).replace("\n61,", '\n"six,ty",')
+    answer = client.post("/model/predict", data=text, content_type="text/csv")
+    error = error_of(answer, 422, "schema_violation")
+    assert (
+        "column 'age', row 1 (CSV line 3): expected integer, got string 'six,ty'"
+        in (error["message"])
+    )
+    answer = client.post("/model/predict?output=all", data=text, content_type="text/csv")
+    assert "?output= must be one of" in error_of(answer, 400, "bad_request")["message"]
