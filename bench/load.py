@@ -80,13 +80,19 @@ def write_bodies(folder: Path, model: str = models.DEFAULT) -> dict[int | None, 
 
 
 def run_wrk(
-    base_url: str, scenario: Scenario, bodies: dict[int | None, Path], seconds: int
+    base_url: str,
+    scenario: Scenario,
+    bodies: dict[int | None, Path],
+    seconds: int,
+    path: str = "/model/predict",
+    content_type: str = "application/json",
 ) -> WrkResult:
     """One bounded wrk run (one thread: the client must leave the cores to the server)."""
     if scenario.rows is None:
         script, args = WRK_DIR / "mixed.lua", [str(bodies[None])]
     else:
-        script, args = WRK_DIR / "post.lua", [str(bodies[scenario.rows]), str(scenario.rows)]
+        rows = str(scenario.rows)
+        script, args = WRK_DIR / "post.lua", [str(bodies[scenario.rows]), rows, content_type]
     command = [
         "wrk",
         "-t1",
@@ -94,7 +100,7 @@ def run_wrk(
         f"-d{seconds}s",
         f"--timeout={REQUEST_TIMEOUT}",
         f"-s{script}",
-        f"{base_url}/model/predict",
+        f"{base_url}{path}",
         "--",
         *args,
     ]

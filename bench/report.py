@@ -17,12 +17,13 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from bench import ablation, fleet
+from bench import ablation, fleet, protocols
 from bench.ceiling import Ceiling
 from bench.fmt import mib, num, times
 from bench.load import SCENARIOS, Scenario, WrkResult
 from bench.models import rows_label
 from bench.profile import Profile
+from bench.protocols import FrontResult
 from bench.runs import NOISY_CORES, ServerRun
 from bench.servers import APP
 from bench.thresholds import REFERENCE, Check
@@ -56,6 +57,7 @@ class Results:
     ceilings: list[Ceiling]
     zoo: list[ZooResult]
     fleet: list[ServerRun]
+    protocols: list[FrontResult]
     servers: dict[str, str]
     """What each server of the fleet figure runs, by name."""
 
@@ -317,6 +319,41 @@ def _share(p: Profile, samples: int) -> str:
     return f"{samples / p.samples:.0%}" if p.samples else "n/a"
 
 
+def _protocols(results: list[FrontResult]) -> list[str]:
+    header = [
+        "Protocol",
+        "Route",
+        "Content-Type",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        "vs native",
+    ]
+    rows = [
+        [
+            r.protocol,
+            f"`{r.path}`",
+            r.content_type,
+            num(r.result.requests_per_s),
+            num(r.result.p50_ms),
+            num(r.result.p99_ms),
+            str(r.result.non_2xx),
+            f"{r.ratio:.2f}x",
+        ]
+        for r in results
+    ]
+    return [
+        f"## Protocols: {protocols.SCENARIO.key} ({protocols.SCENARIO.title}) through each"
+        f" front door (model `{protocols.MODEL}`, {protocols.WORKERS} workers)",
+        "",
+        *_table(header, rows),
+        f"Median of {protocols.ROUNDS} rounds, the fronts taking turns; each ratio is against"
+        f" the native API in the same round. Target: none below {protocols.TARGET}x.",
+        "",
+    ]
+
+
 def _fleet(runs: list[ServerRun], servers: dict[str, str]) -> list[str]:
     return [
         f"## Fleet: {fleet.REPLICAS} replicas behind HAProxy vs one replica (model"
@@ -380,6 +417,8 @@ def markdown(results: Results) -> str:
     ]
     if results.ablation:
         lines += _ablation(results.ablation, results.changes)
+    if results.protocols:
+        lines += _protocols(results.protocols)
     if results.fleet:
         lines += _fleet(results.fleet, results.servers)
     lines += _wins_table(results.wins)

@@ -19,7 +19,9 @@ Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
 (1), BENCH_CEILING seconds per ceiling case (1), BENCH_WINS seconds per cheap
 win (0.5), BENCH_ZOO seconds per zoo timing (0.5), BENCH_PROFILE seconds per
 profiled scenario (5; 0 skips profiling), BENCH_ABLATION seconds per ablation
-scenario (5; 0 skips the ablation), BENCH_FLEET seconds per fleet scenario (5; 0 skips
+scenario (5; 0 skips the ablation), BENCH_PROTOCOLS seconds per run of scenario B through
+each protocol (3, three rounds; 0 skips ``bench.protocols``), BENCH_FLEET seconds per fleet
+scenario (5; 0 skips
 the fleet figure, ``bench.fleet``), BENCH_WORKERS per server (2), BENCH_MODELS
 (``demo,linear``; also ``heavy``; the ablation and the wins always use their
 models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
@@ -54,6 +56,7 @@ from bench import (
     memory,
     models,
     profile,
+    protocols,
     report,
     servers,
     thresholds,
@@ -81,6 +84,7 @@ class Config:
     profile_s: int
     ablation_s: int
     fleet_s: int
+    protocols_s: int
     workers: int
     models: tuple[str, ...]
     servers: tuple[str, ...]
@@ -96,6 +100,7 @@ class Config:
             profile_s=int(os.environ.get("BENCH_PROFILE", "5")),
             ablation_s=int(os.environ.get("BENCH_ABLATION", "5")),
             fleet_s=int(os.environ.get("BENCH_FLEET", "5")),
+            protocols_s=int(os.environ.get("BENCH_PROTOCOLS", "3")),
             workers=int(os.environ.get("BENCH_WORKERS", "2")),
             models=_names("BENCH_MODELS", "demo,linear", models.NAMES),
             servers=_names("BENCH_SERVERS", "ours,naive", servers.NAMES),
@@ -316,6 +321,7 @@ def main() -> None:
     runs = []
     ablated: list[ServerRun] = []
     fleet_runs: list[ServerRun] = []
+    fronts: list[protocols.FrontResult] = []
     fleet_servers = fleet.servers(logs / "fleet") if config.fleet_s else []
     main_load = Schedule(load.SCENARIOS, config.duration_s, config.warmup_s, config.profile_s)
     shutil.rmtree(RESULTS / "profiles", ignore_errors=True)
@@ -343,6 +349,15 @@ def main() -> None:
                 bodies[ablation.MODEL],
                 ablation_load,
             )
+        if config.protocols_s:
+            log(f"protocols: scenario B through each, {config.protocols_s} s per run")
+            fronts = protocols.run(
+                artifacts[protocols.MODEL],
+                logs / "protocols",
+                Path(workdir),
+                config.protocols_s,
+                config.warmup_s,
+            )
         if fleet_servers:
             log(f"fleet: {fleet.REPLICAS} replicas vs one, {config.fleet_s} s per scenario")
             fleet_load = Schedule(fleet.SCENARIOS, config.fleet_s, config.warmup_s)
@@ -351,7 +366,7 @@ def main() -> None:
             )
     results = report.Results(
         settings=facts,
-        thresholds=thresholds.check(runs, ablated, config.workers),
+        thresholds=thresholds.check(runs, ablated, config.workers) + protocols.checks(fronts),
         runs=runs,
         ablation=ablated,
         changes={variant.name: variant.change for variant in variants},
@@ -359,6 +374,7 @@ def main() -> None:
         ceilings=ceilings,
         zoo=zoo_results,
         fleet=fleet_runs,
+        protocols=fronts,
         servers={server.name: server.description for server in fleet_servers},
     )
     (RESULTS / "results.json").write_bytes(

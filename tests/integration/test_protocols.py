@@ -19,10 +19,10 @@ import requests
 import tritonclient.http as triton
 from sklearn.pipeline import Pipeline
 
+from bench.protocols import DATATYPES, csv_body, mlflow_bodies
 from deploy.stack import ROOT, Stack
 from service.cli import demo
 from service.model import compat
-from tests.protocol_requests import DATATYPES, csv_body, mlflow_bodies
 
 MODEL = "pipeline"
 

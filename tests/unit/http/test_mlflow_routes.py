@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sklearn.pipeline import Pipeline
 from werkzeug.test import TestResponse
 
-from tests.protocol_requests import csv_body, mlflow_bodies
+from bench.protocols import csv_body, mlflow_bodies
 
 LAYOUTS = ["dataframe_split", "dataframe_records", "instances", "inputs", "csv"]
 

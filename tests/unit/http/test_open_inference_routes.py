@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sklearn.pipeline import Pipeline
 
-from tests.protocol_requests import v2_infer
+from bench.protocols import v2_infer
 
 MODEL = "/v2/models/pipeline"
 
