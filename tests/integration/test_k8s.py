@@ -219,3 +219,16 @@ def test_the_kserve_runtime_serves_what_the_storage_initializer_fetched() -> Non
     assert port_of(runtime_env["BIND"]) == container["ports"][0]["containerPort"] == 8080
     assert runtime_env["MODEL_SIGNING_KEY"]["secretKeyRef"]["name"] == SECRET
     assert {container["readinessProbe"]["httpGet"]["path"]} == {"/readyz"}
+
+
+def test_kserve_speaks_the_open_inference_protocol_under_the_services_name() -> None:
+    """KServe templates the runtime's container with the InferenceService's metadata: the
+    model's name in /v2/models/<name> is the InferenceService's, as KServe clients expect."""
+    objects = render(KSERVE)
+    runtime, service = of_kind(objects, "ServingRuntime"), of_kind(objects, "InferenceService")
+    assert "v2" in runtime["spec"]["protocolVersions"]
+    assert service["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
+    (container,) = runtime["spec"]["containers"]
+    assert env(container)["MODEL_NAME"] == "{{.Name}}"
+    name = service["metadata"]["name"]
+    assert Settings(model_name=name, allow_unsigned=True).served_name == name  # accepted

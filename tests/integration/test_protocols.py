@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +21,11 @@ import requests
 import tritonclient.http as triton
 from sklearn.pipeline import Pipeline
 
-from bench.protocols import DATATYPES, csv_body, mlflow_bodies
+from bench.protocols import DATATYPES, csv_body, mlflow_bodies, v2_infer
 from deploy.stack import ROOT, Stack
 from service.cli import demo
 from service.model import compat
+from tests.integration.conftest import wait_for
 
 MODEL = "pipeline"
 
@@ -194,3 +197,48 @@ def test_the_readme_examples_work(stack: Stack, pipeline: Pipeline) -> None:
             timeout=60,
         )
         assert key in answered.stdout, (curl, answered.stdout, answered.stderr)
+
+
+def test_a_killed_worker_costs_no_request_of_any_protocol(stack: Stack, rows: pd.DataFrame) -> None:
+    """nginx resends the new prediction routes, like /model/predict, when a worker dies."""
+    calls = [
+        ("/v2/models/pipeline/infer", v2_infer(rows)),
+        ("/invocations", mlflow_bodies(rows)["instances"]),
+    ]
+    answered: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def keep_posting() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                for path, body in calls:
+                    try:
+                        answer = session.post(stack.base_url + path, json=body, timeout=30)
+                    except requests.RequestException as exc:
+                        failures.append(f"{path}: {exc!r}")
+                        continue
+                    if answer.status_code == 200:
+                        answered.append(path)
+                    else:
+                        failures.append(f"{path}: {answer.status_code} {answer.text[:200]}")
+
+    clients = [threading.Thread(target=keep_posting) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        wait_for(lambda: len(answered) >= 40, 30, "the load to flow")
+        victim = stack.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: victim not in stack.worker_pids() and len(stack.worker_pids()) == 2,
+            30,
+            "the master to replace the killed worker",
+        )
+        after = len(answered)
+        wait_for(lambda: len(answered) >= after + 40, 30, "answers after the replacement")
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=60)
+    assert failures == [], failures[:5]

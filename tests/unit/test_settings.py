@@ -62,6 +62,7 @@ def test_unsigned_models_need_an_explicit_choice() -> None:
         ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES must be at least 1024"),
         ({"UNKNOWN_COLUMNS": "drop"}, "UNKNOWN_COLUMNS must be one of"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of"),
+        ({"MODEL_NAME": "my/model"}, "MODEL_NAME must be 1-128 of"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(environ: dict[str, str], fragment: str) -> None:
@@ -78,3 +79,10 @@ def test_store_dir_and_boot_model() -> None:
     assert Settings.from_env({"STORE_DIR": "", **UNSIGNED}).store_root == Path("binary")
     with pytest.raises(SettingsError, match="BOOT_MODEL must be one of"):
         Settings.from_env({"BOOT_MODEL": "newest", **UNSIGNED})
+
+
+def test_the_model_name_defaults_to_the_artifacts_stem() -> None:
+    assert Settings.from_env(UNSIGNED).served_name == "pipeline"
+    named = Settings.from_env({**UNSIGNED, "MODEL_PATH": "/m/credit.pkl"})
+    assert named.served_name == "credit"
+    assert Settings.from_env({**UNSIGNED, "MODEL_NAME": "risk-v2"}).served_name == "risk-v2"
