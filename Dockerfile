@@ -39,7 +39,7 @@ FROM base AS test
 # curl: the /usage example is run as printed; haproxy: the fleet tests (deploy/fleet.py).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      make nginx prometheus gettext-base iproute2 wrk docker-compose curl haproxy \
+      make nginx prometheus gettext-base iproute2 wrk docker-compose curl haproxy openssl \
  && rm -rf /var/lib/apt/lists/*
 
 # The Makefile uses .venv/: build it here, seeing the runtime dependencies installed above,

@@ -21,7 +21,7 @@ venv: $(STAMP) ## Create the virtual environment with every dependency
 # Debian packages the targets use, as COMMAND:PACKAGE; deploy/apt-need.sh installs the
 # missing ones (as root) or names them. `make test` needs them all, so a fresh machine
 # runs the README's two commands and nothing else.
-RUN_TOOLS := nginx:nginx envsubst:gettext-base ss:iproute2
+RUN_TOOLS := nginx:nginx envsubst:gettext-base ss:iproute2 openssl:openssl
 TEST_TOOLS := $(RUN_TOOLS) promtool:prometheus prometheus:prometheus wrk:wrk \
   docker-compose:docker-compose curl:curl haproxy:haproxy
 
@@ -50,10 +50,12 @@ model: $(STAMP) $(KEY) ## (Re)train the demo model into binary/, signed with .ru
 MODEL ?= $(MODEL_PATH)
 PORT ?= 8080
 METRICS_PORT ?= 9200
+TLS_PORT ?= 8443
 
 run: $(STAMP) tools-run $(KEY) $(TOKEN) ## Serve MODEL=path (default: the demo) through nginx on PORT=8080
 	@exec $(PY) -m deploy.run $(if $(MODEL),--model "$(MODEL)") --port $(PORT) \
-	  --metrics-port $(METRICS_PORT) --run-dir $(RUN_DIR) --key-file $(KEY) --token-file $(TOKEN)
+	  --metrics-port $(METRICS_PORT) --run-dir $(RUN_DIR) --key-file $(KEY) --token-file $(TOKEN) \
+	  $(if $(filter 1 yes true on,$(TLS)),--tls) --tls-port $(TLS_PORT)
 
 REPLICAS ?= 3
 

@@ -17,6 +17,7 @@ completely. If this process is killed outright, its servers die with it
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import click
 
 from deploy.model_choice import Choice, ChoiceError, choose
 from deploy.processes import Stop, StopSignals, die_with_our_parent
-from deploy.stack import ROOT, ChildDied, Stack, StackConfig, StackError
+from deploy.stack import ROOT, TLS, ChildDied, Stack, StackConfig, StackError, system_binary
 
 RUN_DIR = ROOT / ".run"
 PATH = click.Path(path_type=Path)
@@ -119,6 +120,8 @@ def launcher_options(public: str) -> Callable[[F], F]:
 
 @click.command()
 @launcher_options("nginx")
+@click.option("--tls/--no-tls", default=False, help="A TLS listener too (self-signed).")
+@click.option("--tls-port", default=8443, show_default=True, help="The TLS listener's port.")
 def main(
     model: Path | None,
     port: int,
@@ -126,20 +129,67 @@ def main(
     run_dir: Path,
     key_file: Path,
     token_file: Path,
+    tls: bool,
+    tls_port: int,
 ) -> None:
     """Serve a model through nginx and gunicorn until Ctrl-C."""
 
     def build(choice: Choice) -> Stack:
         env = credentials(choice, key_file, token_file)
         env["STORE_DIR"] = str((run_dir / "store").resolve())
-        config = StackConfig(choice.model_path, run_dir, port, metrics_port, env=env)
+        listener = TLS(tls_port, *self_signed(run_dir / "tls")) if tls else None
+        config = StackConfig(choice.model_path, run_dir, port, metrics_port, env=env, tls=listener)
         return Stack(config)
 
     serve(model, run_dir, key_file, build, lambda stack: _announce(stack, key_file, token_file))
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and 127.0.0.1 and its key, made once (openssl, P-256,
+    30 days) and kept: clients trust it with ``curl --cacert <folder>/cert.pem``."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if cert.exists() and key.exists() and _valid_for_a_day(cert):
+        return cert, key
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    subprocess.run(
+        [
+            system_binary("openssl", "make run TLS=1"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    key.chmod(0o600)
+    return cert, key
+
+
+def _valid_for_a_day(cert: Path) -> bool:
+    openssl = system_binary("openssl", "make run TLS=1")
+    check = [openssl, "x509", "-checkend", "86400", "-noout", "-in", str(cert)]
+    return subprocess.run(check, capture_output=True).returncode == 0
+
+
 def _announce(stack: Stack, key_file: Path, token_file: Path) -> None:
     click.echo(f"API: {stack.base_url} (try {stack.base_url}/usage); metrics: {stack.metrics_url}")
+    if stack.tls_url is not None and stack.config.tls is not None:
+        ca = stack.config.tls.cert
+        click.echo(f"TLS: {stack.tls_url} (curl --cacert {ca} {stack.tls_url}/readyz)")
     click.echo(f"signing key: {key_file}; admin token: {token_file}; logs: {stack.run_dir}/")
     click.echo("Ctrl-C stops everything")
 

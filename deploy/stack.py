@@ -74,6 +74,25 @@ class StackConfig:
     """Extra environment for gunicorn and the app (WEB_CONCURRENCY, STORE_DIR...)."""
     gunicorn_conf: Path = DEPLOY / "gunicorn.conf.py"
     """gunicorn's configuration: the shipped one unless a benchmark variant names its own."""
+    tls: TLS | None = None
+    """A TLS listener beside the plain one (render.sh's TLS_* variables)."""
+
+
+@dataclass(frozen=True)
+class TLS:
+    port: int
+    cert: Path
+    key: Path
+    redirect: bool = False
+    """Plain HTTP answers 308 to the TLS listener (probes excepted)."""
+
+    def env(self, host: str) -> dict[str, str]:
+        return {
+            "TLS_LISTEN": f"{host}:{self.port}",
+            "TLS_CERT_FILE": str(self.cert.resolve()),
+            "TLS_KEY_FILE": str(self.key.resolve()),
+            "TLS_REDIRECT": "on" if self.redirect else "off",
+        }
 
 
 LOG_TAIL_LINES = 15
@@ -97,6 +116,11 @@ class Stack:
     @property
     def metrics_url(self) -> str:
         return f"http://{self.config.host}:{self.config.metrics_port}/metrics"
+
+    @property
+    def tls_url(self) -> str | None:
+        tls = self.config.tls
+        return None if tls is None else f"https://{self.config.host}:{tls.port}"
 
     @property
     def socket(self) -> Path:
@@ -132,6 +156,7 @@ class Stack:
             "UPSTREAM": f"unix:{self.socket}",
             "MODEL_DIR": str(self.store_dir.resolve()),
             **{k: v for k, v in self.config.env.items() if k == "MAX_BODY_BYTES"},
+            **(self.config.tls.env(self.config.host) if self.config.tls else {}),
         }
 
     # ---- starting ----------------------------------------------------------------------
@@ -169,12 +194,14 @@ class Stack:
         need: the run folder (its socket and metrics files), our ports, gunicorn's socket."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
-        for port in (self.config.port, self.config.metrics_port):
+        ports = [self.config.port, self.config.metrics_port]
+        ports += [self.config.tls.port] if self.config.tls else []
+        for port in ports:
             if not port_free(self.config.host, port):
                 self._release_lock()
                 raise StackError(
                     f"port {self.config.host}:{port} is in use by {holder_of(f':{port}')}: "
-                    "stop it or choose another port (PORT=..., METRICS_PORT=...)"
+                    "stop it or choose another port (PORT=..., METRICS_PORT=..., TLS_PORT=...)"
                 )
         if socket_live(self.socket):
             self._release_lock()

@@ -18,11 +18,28 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${ADMIN_ALLOW:=all}"                          # admin API: address or CIDR allowed
 : "${NGINX_ACCESS_LOG:=$RUN_DIR/nginx-access.log}"
 : "${NGINX_ERROR_LOG:=$RUN_DIR/nginx-error.log}"
+: "${TLS_CERT_FILE:=}"                            # with TLS_KEY_FILE: a TLS listener too
+: "${TLS_KEY_FILE:=}"
+: "${TLS_LISTEN:=127.0.0.1:8443}"                # the TLS listener (TLS_PORT in the README)
+: "${TLS_REDIRECT:=off}"                         # on: plain HTTP answers 308 to TLS_LISTEN
+: "${HSTS_MAX_AGE:=31536000}"                    # Strict-Transport-Security over TLS
+TLS_PORT=${TLS_LISTEN##*:}
 export RUN_DIR NGINX_LISTEN METRICS_LISTEN UPSTREAM MODEL_DIR MAX_BODY_BYTES \
-  PROXY_READ_TIMEOUT MAX_UPLOAD_BYTES ADMIN_ALLOW NGINX_ACCESS_LOG NGINX_ERROR_LOG
+  PROXY_READ_TIMEOUT MAX_UPLOAD_BYTES ADMIN_ALLOW NGINX_ACCESS_LOG NGINX_ERROR_LOG \
+  TLS_CERT_FILE TLS_KEY_FILE TLS_LISTEN TLS_PORT TLS_REDIRECT HSTS_MAX_AGE
 
-vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${MAX_UPLOAD_BYTES} ${ADMIN_ALLOW} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG}'
+vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${MAX_UPLOAD_BYTES} ${ADMIN_ALLOW} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG} ${TLS_CERT_FILE} ${TLS_KEY_FILE} ${TLS_LISTEN} ${TLS_PORT} ${TLS_REDIRECT} ${HSTS_MAX_AGE}'
 mkdir -p "$out" "$RUN_DIR/nginx-temp"
 for template in "$here"/*.conf; do
   envsubst "$vars" < "$template" > "$out/$(basename "$template")"
 done
+# The public server includes tls-listener.conf: the TLS listener when both files are set,
+# else nothing (plain HTTP only; a load balancer in front may terminate TLS).
+if [ -n "$TLS_CERT_FILE" ] && [ -n "$TLS_KEY_FILE" ]; then
+  envsubst "$vars" < "$here/tls-listener.template" > "$out/tls-listener.conf"
+elif [ -n "$TLS_CERT_FILE$TLS_KEY_FILE" ]; then
+  echo "render.sh: TLS needs both TLS_CERT_FILE and TLS_KEY_FILE" >&2
+  exit 2
+else
+  echo "# TLS off: TLS_CERT_FILE and TLS_KEY_FILE are unset." > "$out/tls-listener.conf"
+fi

@@ -11,7 +11,8 @@ import requests
 
 from deploy import monitor
 from deploy.processes import free_port, wait_until
-from deploy.stack import Stack, StackConfig
+from deploy.run import self_signed
+from deploy.stack import TLS, Stack, StackConfig
 from service.cli import demo
 from service.control import packing
 from service.model import signing
@@ -48,7 +49,7 @@ def stack_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return signed_demo(tmp_path_factory.mktemp("binary"))
 
 
-def start_stack(model: Path, run_dir: Path, **env: str) -> Stack:
+def start_stack(model: Path, run_dir: Path, tls: TLS | None = None, **env: str) -> Stack:
     config = StackConfig(
         model_path=model,
         run_dir=run_dir,
@@ -61,14 +62,18 @@ def start_stack(model: Path, run_dir: Path, **env: str) -> Stack:
             "ADMIN_TOKEN": ADMIN_TOKEN,
             **env,
         },
+        tls=tls,
     )
     return Stack(config)
 
 
 @pytest.fixture(scope="session")
 def stack(stack_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """nginx in front of two gunicorn workers serving the demo model."""
-    with start_stack(stack_model, tmp_path_factory.mktemp("run")) as running:
+    """nginx in front of two gunicorn workers serving the demo model, with a TLS listener
+    beside the plain one (``make run TLS=1``'s self-signed certificate)."""
+    run_dir = tmp_path_factory.mktemp("run")
+    tls = TLS(free_port(), *self_signed(run_dir / "tls"))
+    with start_stack(stack_model, run_dir, tls) as running:
         yield running
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +50,18 @@ class Answer:
     body: bytes
 
 
-def send(port: int, call: Call, headers: dict[str, str] | None = None) -> Answer:
-    """The request exactly as written (http.client does not normalise paths)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+def send(
+    port: int, call: Call, headers: dict[str, str] | None = None, ca: Path | None = None
+) -> Answer:
+    """The request exactly as written (http.client does not normalise paths); over TLS when
+    ``ca`` (the certificate to trust) is given."""
+    connection = (
+        http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        if ca is None
+        else http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=20, context=ssl.create_default_context(cafile=ca)
+        )
+    )
     try:
         connection.request(call.method, call.path, body=call.body, headers=headers or call.headers)
         response = connection.getresponse()
@@ -83,14 +93,23 @@ KINDS = [
 ]
 
 
+@pytest.fixture(scope="module", params=["http", "https"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def answers(stack: Stack, stack_model: Path) -> dict[str, Answer]:
-    """Every response kind once; the tests below read the same answers."""
+def answers(transport: str, stack: Stack, stack_model: Path) -> dict[str, Answer]:
+    """Every response kind once, over plain HTTP and over TLS (the same locations, the
+    same headers, plus HSTS); the tests below read the same answers."""
     sha = artifact_sha(stack_model)
+    tls = stack.config.tls
+    assert tls is not None, "the shared stack listens with TLS too"
+    port, ca = (stack.config.port, None) if transport == "http" else (tls.port, tls.cert)
     result = {}
     for call in KINDS:
         headers = {k: v.replace("SHA", f'"{sha}"') for k, v in call.headers.items()}
-        result[call.id] = send(stack.config.port, call, headers)
+        result[call.id] = send(port, call, headers, ca)
     return result
 
 
@@ -103,6 +122,13 @@ def test_every_response_kind_has_the_security_headers(
     assert answer.status == call.status
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get(name) == value, name
+
+
+@pytest.mark.parametrize("call", KINDS, ids=lambda c: c.id)
+def test_hsts_is_sent_over_tls_only(answers: dict[str, Answer], call: Call, transport: str) -> None:
+    """Over TLS on every response kind; never over plain HTTP, where it means nothing."""
+    hsts = answers[call.id].headers.get("Strict-Transport-Security")
+    assert hsts == ("max-age=31536000" if transport == "https" else None)
 
 
 @pytest.mark.parametrize("call", KINDS, ids=lambda c: c.id)
