@@ -14,6 +14,7 @@ never has to guess a status code from a library's exception::
     ├── NotReady                  503 not_ready
     │   └── WorkerRestarting      503 worker_restarting (nginx retries it on another worker)
     ├── PredictionTimeout         504 prediction_timeout
+    ├── DeadlineExpired           504 deadline_exceeded (its budget ran out before the model)
     ├── Unauthorized              401 unauthorized     (admin API: no bearer token)
     ├── Forbidden                 403 forbidden        (admin API: wrong token)
     ├── VersionNotFound           404 version_not_found
@@ -111,6 +112,14 @@ class WorkerRestarting(NotReady):
 class PredictionTimeout(ServiceError):
     status_code = 504
     code = "prediction_timeout"
+
+
+class DeadlineExpired(ServiceError):
+    """The request's budget (X-Request-Timeout, else PREDICT_TIMEOUT_S) ran out while it
+    waited: nobody awaits the answer any more, so the model never computes it."""
+
+    status_code = 504
+    code = "deadline_exceeded"
 
 
 class Unauthorized(ServiceError):

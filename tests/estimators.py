@@ -46,12 +46,14 @@ class PickyClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, x: Any, y: Any) -> PickyClassifier:
         self.classes_ = np.array([False, True])
         self.calls_ = 0
+        self.seen_: list[float] = []
         return self
 
     def predict(self, x: Any) -> Any:
         self.calls_ += 1
-        time.sleep(self.delay)
         first = np.asarray(x, dtype=float)[:, 0]
+        self.seen_.extend(first.tolist())
+        time.sleep(self.delay)
         if np.any(first == 13):
             raise ValueError("13 is unlucky")
         return first > 0
@@ -74,6 +76,28 @@ class SleepOnMarker(ClassifierMixin, BaseEstimator):
 
     def predict(self, x: Any) -> Any:
         first = np.asarray(x, dtype=float)[:, 0]
+        if np.any(first == self.marker):
+            time.sleep(self.seconds)
+        return first > 0
+
+
+class LoggingSleeper(ClassifierMixin, BaseEstimator):
+    """Predicts ``x > 0`` and appends every first-column value it scores to ``log`` (a file:
+    the test reads what a gunicorn worker scored); a row equal to ``marker`` sleeps."""
+
+    def __init__(self, log: str = "", marker: float = 999.0, seconds: float = 2.0) -> None:
+        self.log = log
+        self.marker = marker
+        self.seconds = seconds
+
+    def fit(self, x: Any, y: Any) -> LoggingSleeper:
+        self.classes_ = np.array([False, True])
+        return self
+
+    def predict(self, x: Any) -> Any:
+        first = np.asarray(x, dtype=float)[:, 0]
+        with open(self.log, "a") as log:
+            log.write("".join(f"{value!r}\n" for value in first.tolist()))
         if np.any(first == self.marker):
             time.sleep(self.seconds)
         return first > 0

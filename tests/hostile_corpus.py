@@ -734,6 +734,21 @@ def _groups() -> Iterator[tuple[str, list[Case]]]:
                 target="/model/predict?output=both",
             ),
             Case(
+                "request-timeout-not-a-number",
+                400,
+                "bad_request",
+                VALID,
+                headers=(*JSON, ("X-Request-Timeout", "soon")),
+            ),
+            Case(
+                "request-timeout-generous",
+                200,
+                None,
+                VALID,
+                headers=(*JSON, ("X-Request-Timeout", "1e9")),
+                keys=PREDICTION,
+            ),
+            Case(
                 "output-in-query-unknown",
                 400,
                 "bad_request",

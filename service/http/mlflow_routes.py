@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from service.errors import NotReady, UnsupportedMediaType
+from service.http import deadlines
 from service.http.openapi import Reply, Responses, invocations_details, operation
 from service.http.routes import NOT_READY, runtime
 from service.protocols import csv_table, mlflow
@@ -86,5 +87,5 @@ def invocations() -> dict[str, Any]:
             f"send application/json or text/csv, not {request.mimetype or 'no content type'!r}",
             details={"content_type": request.content_type},
         )
-    prediction, _, _ = runtime().predict(body, read, "mlflow")
+    prediction, _, _ = runtime().predict(body, read, "mlflow", deadlines.of_request())
     return mlflow.response(prediction)

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from service.errors import BadRequest, NotReady, VersionNotFound
+from service.http import deadlines
 from service.http.openapi import infer_details, operation, package_version
 from service.http.routes import NOT_READY, runtime
 from service.protocols import open_inference
@@ -131,5 +132,7 @@ def infer(name: str, version: str | None = None) -> dict[str, Any]:
     inference = open_inference.read(
         request.get_data(cache=False), has_proba=current.model.has_proba
     )
-    prediction, _, _ = current.predict(inference, open_inference.request, "open_inference")
+    prediction, _, _ = current.predict(
+        inference, open_inference.request, "open_inference", deadlines.of_request()
+    )
     return open_inference.response(prediction, inference, name)

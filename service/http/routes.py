@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request, send_file
 from pydantic import BaseModel
 
 from service.errors import NotReady, UnsupportedMediaType
+from service.http import deadlines
 from service.http.auth import require_token
 from service.http.openapi import Reply, operation, parameter, prediction_details
 from service.model import payload
@@ -159,7 +160,7 @@ def predict() -> Prediction:
         payload.check_output(output, "?output=")
     if request.mimetype == CSV:
         by_csv = partial(csv_table.parse, output=output or "predict")
-        prediction, _, _ = runtime().predict(body, by_csv, "csv")
+        prediction, _, _ = runtime().predict(body, by_csv, "csv", deadlines.of_request())
         return prediction
     if not request.is_json:
         raise UnsupportedMediaType(
@@ -168,5 +169,5 @@ def predict() -> Prediction:
             details={"content_type": request.content_type},
         )
     read: Reader = payload.parse if output is None else partial(payload.parse, output=output)
-    prediction, _, _ = runtime().predict(body, read)
+    prediction, _, _ = runtime().predict(body, read, "native", deadlines.of_request())
     return prediction

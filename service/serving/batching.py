@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.errors import PredictionTimeout, WorkerRestarting
+from service.errors import DeadlineExpired, PredictionTimeout, WorkerRestarting
 from service.model.payload import Columns, Request
 from service.model.predictor import Guard, Model, Prediction, at_once
 from service.serving.deadline import DeadlineExceeded, ModelThread
@@ -48,10 +48,15 @@ class Job:
     """One request waiting for its slice of a batch."""
 
     request: Request
+    deadline: float | None = None
+    """``time.monotonic()`` past which nobody awaits the answer: then it is never scored."""
     queued_at: float = field(default_factory=time.perf_counter)
     result: Prediction | None = None
     error: Exception | None = None
     done: bool = False
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
 
 
 def merge(columns: list[Columns]) -> Columns:
@@ -95,10 +100,11 @@ class Batcher:
         self._busy = False
         self._changed = threading.Condition()
 
-    def predict(self, request: Request) -> Prediction:
-        """The request's prediction, computed by this thread or by the current leader."""
+    def predict(self, request: Request, deadline: float | None = None) -> Prediction:
+        """The request's prediction, computed by this thread or by the current leader; a
+        request still queued at its ``deadline`` gets :class:`DeadlineExpired` instead."""
         self.model.check_output(request.output)
-        job = Job(request)
+        job = Job(request, deadline)
         with self._changed:
             self._queue.append(job)
             if self.max_wait:
@@ -118,7 +124,8 @@ class Batcher:
                     self._changed.wait_for(self._full, timeout=self.max_wait)
                 batch = self._take()
             try:
-                self._run(batch)
+                if batch:
+                    self._run(batch)
             finally:
                 with self._changed:
                     self._busy = False
@@ -132,13 +139,29 @@ class Batcher:
         return sum(job.request.rows for job in self._queue) >= self.max_rows
 
     def _take(self) -> list[Job]:
-        """Queued jobs from the head, up to ``max_rows`` rows; one job when batching is off."""
-        taken = [self._queue.popleft()]
-        rows = taken[0].request.rows
-        while self.enabled and self._queue and rows + self._queue[0].request.rows <= self.max_rows:
+        """Queued jobs from the head, up to ``max_rows`` rows; one job when batching is off.
+        Jobs past their deadline are answered 504 on the way, never scored."""
+        now = time.monotonic()
+        taken: list[Job] = []
+        rows = 0
+        while self._queue:
+            head = self._queue[0]
+            if head.expired(now):
+                self._expire(self._queue.popleft())
+                continue
+            if taken and (not self.enabled or rows + head.request.rows > self.max_rows):
+                break
             taken.append(self._queue.popleft())
-            rows += taken[-1].request.rows
+            rows += head.request.rows
         return taken
+
+    def _expire(self, job: Job) -> None:
+        job.error = DeadlineExpired(
+            "the request's deadline passed while it waited for the model; it was not scored",
+            details={"waited_s": round(time.perf_counter() - job.queued_at, 3)},
+        )
+        job.done = True
+        self.metrics.expired.inc()
 
     def _run(self, jobs: list[Job]) -> None:
         """Score jobs together; on failure, alone, so only the guilty one gets the error."""

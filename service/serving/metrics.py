@@ -47,6 +47,11 @@ class Metrics:
         for protocol in PROTOCOLS:  # every series from the start: rate() sees the first one
             self.requests.labels(protocol)
             self.rows.labels(protocol)
+        self.expired = Counter(
+            "model_requests_expired",
+            "Requests whose deadline passed before the model reached them (504, not scored).",
+            registry=self.registry,
+        )
         self.prediction_seconds = Histogram(
             "model_prediction_duration_seconds",
             "Time spent inside the pipeline, per call (one call may score a batch of requests).",

@@ -8,6 +8,7 @@ gets JSON-native results back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import BaseModel
 
-from service.errors import NotReady, ReloadFailed
+from service.errors import DeadlineExpired, NotReady, ReloadFailed
 from service.model import payload
 from service.model.payload import Request
 from service.model.predictor import Model, Prediction
@@ -125,21 +126,29 @@ class Runtime:
         self.metrics.publish_model(self.model, ready=self.readiness.ready)
 
     def predict(
-        self, body: Any, read: Reader = payload.parse, protocol: str = "native"
+        self,
+        body: Any,
+        read: Reader = payload.parse,
+        protocol: str = "native",
+        deadline: float | None = None,
     ) -> tuple[Prediction, int, str]:
         """Read a request body with its protocol's reader, and score it: the prediction,
         its rows, and the sha256 of the version that computed it. Every protocol meets the
-        same schema, limits, batcher and plan here."""
+        same schema, limits, batcher and plan here. Past its ``deadline`` (a
+        ``time.monotonic()``) a request is dropped, unread or unscored."""
         serving = self.serving
         if not serving.readiness.ready:
             raise NotReady(serving.readiness.reason)
+        if deadline is not None and time.monotonic() >= deadline:
+            self.metrics.expired.inc()
+            raise DeadlineExpired("the request's deadline passed before a worker took it")
         request = read(
             body,
             serving.model.schema,
             max_rows=self.settings.max_rows,
             unknown=self.settings.unknown_columns,
         )
-        result = serving.batcher.predict(request)
+        result = serving.batcher.predict(request, deadline)
         self.metrics.requests.labels(protocol).inc()
         self.metrics.rows.labels(protocol).inc(request.rows)
         return result, request.rows, serving.model.sha256

@@ -29,7 +29,7 @@ import requests
 from deploy.stack import Stack
 from tests.integration.conftest import ADMIN_TOKEN, signed_demo, start_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 

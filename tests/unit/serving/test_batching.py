@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sklearn.pipeline import Pipeline
 
-from service.errors import PredictionFailed, WorkerRestarting
+from deploy.processes import wait_until
+from service.errors import DeadlineExpired, PredictionFailed, WorkerRestarting
 from service.model import compat, payload
 from service.model.predictor import Model
 from service.model.schema import Column, Schema
@@ -228,3 +230,23 @@ def test_a_plan_of_library_code_answers_without_the_model_thread(model_path: Any
     answer = batcher.predict(request(model.schema, document))
     assert answer.predictions == model.predict(request(model.schema, document).columns).predictions
     assert model_threads() == before
+
+
+def test_a_request_past_its_deadline_while_queued_is_never_scored() -> None:
+    """Its client has stopped waiting: 504, and the model never sees its rows."""
+    model = picky_model(delay=0.6)
+    registry = CollectorRegistry()
+    batcher = Batcher(model, Metrics(registry))
+    busy = threading.Thread(
+        target=lambda: batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [1.0]}}))
+    )
+    busy.start()
+    wait_until(lambda: model.estimator.seen_ == [1.0], 10)
+    late = request(PICKY_SCHEMA, {"data": {"x": [7.0]}})
+    with pytest.raises(DeadlineExpired, match="it was not scored"):
+        batcher.predict(late, deadline=time.monotonic() + 0.1)
+    busy.join(timeout=10)
+    assert 7.0 not in model.estimator.seen_
+    assert registry.get_sample_value("model_requests_expired_total") == 1
+    on_time = request(PICKY_SCHEMA, {"data": {"x": [8.0]}})
+    assert batcher.predict(on_time, deadline=time.monotonic() + 10).predictions == [True]
