@@ -29,7 +29,7 @@ from bench.thresholds import Check
 
 MODEL = models.DEFAULT
 SCENARIO = next(s for s in load.SCENARIOS if s.key == "B")
-ROUNDS = 3
+ROUNDS = 5
 TARGET = 0.9
 WORKERS = 2
 NATIVE = "native"

@@ -20,10 +20,9 @@ Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
 win (0.5), BENCH_ZOO seconds per zoo timing (0.5), BENCH_PROFILE seconds per
 profiled scenario (5; 0 skips profiling), BENCH_ABLATION seconds per ablation
 scenario (5; 0 skips the ablation), BENCH_PROTOCOLS seconds per run of scenario B through
-each protocol (3, three rounds; 0 skips ``bench.protocols``), BENCH_FLEET seconds per fleet
-scenario (5; 0 skips
-the fleet figure, ``bench.fleet``), BENCH_WORKERS per server (2), BENCH_MODELS
-(``demo,linear``; also ``heavy``; the ablation and the wins always use their
+each protocol (4, five rounds; 0 skips ``bench.protocols``), BENCH_FLEET seconds per fleet
+scenario (5; 0 skips the fleet figure, ``bench.fleet``), BENCH_WORKERS per server (2),
+BENCH_MODELS (``demo,linear``; also ``heavy``; the ablation and the wins always use their
 models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
 about eight minutes on two cores.
 """
@@ -100,7 +99,7 @@ class Config:
             profile_s=int(os.environ.get("BENCH_PROFILE", "5")),
             ablation_s=int(os.environ.get("BENCH_ABLATION", "5")),
             fleet_s=int(os.environ.get("BENCH_FLEET", "5")),
-            protocols_s=int(os.environ.get("BENCH_PROTOCOLS", "3")),
+            protocols_s=int(os.environ.get("BENCH_PROTOCOLS", "4")),
             workers=int(os.environ.get("BENCH_WORKERS", "2")),
             models=_names("BENCH_MODELS", "demo,linear", models.NAMES),
             servers=_names("BENCH_SERVERS", "ours,naive", servers.NAMES),
