@@ -115,8 +115,8 @@ class PredictionTimeout(ServiceError):
 
 
 class DeadlineExpired(ServiceError):
-    """The request's budget (X-Request-Timeout, else PREDICT_TIMEOUT_S) ran out while it
-    waited: nobody awaits the answer any more, so the model never computes it."""
+    """The request's budget (its X-Request-Timeout) ran out while it waited: nobody awaits
+    the answer any more, so the model never computes it."""
 
     status_code = 504
     code = "deadline_exceeded"

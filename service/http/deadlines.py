@@ -1,11 +1,15 @@
 """A prediction's deadline, from its headers: the client's budget, and when it arrived.
 
-``X-Request-Timeout`` (seconds) is the client's budget, capped by PREDICT_TIMEOUT_S (which
-is also the budget when the client gives none). It runs from when nginx had the request
+``X-Request-Timeout`` (seconds) is the client's budget, capped by PREDICT_TIMEOUT_S. It runs
+from when nginx had the request
 (``X-Request-Start: t=<epoch seconds>``, set by ``deploy/nginx/proxy.conf``), so the time
 a request spent queued in nginx and gunicorn counts too; without nginx, from when the app
 saw it. A request still waiting at its deadline is answered 504 ``deadline_exceeded`` and
 never reaches the model (``serving.batching``): its client has stopped waiting.
+
+Without the header there is no deadline: a request queued behind a stuck call then gets
+503 ``worker_restarting``, which nginx resends to another worker, rather than a 504 no
+one asked for.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def deadline(timeout: str | None, start: str | None, limit_s: float) -> float | 
 
 def _budget(raw: str | None, limit_s: float) -> float | None:
     if raw is None:
-        return limit_s or None
+        return None
     try:
         asked = float(raw)
     except ValueError:
