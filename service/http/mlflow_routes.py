@@ -13,10 +13,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from service.errors import NotReady, UnsupportedMediaType
+from service.errors import UnsupportedMediaType
 from service.http import deadlines
 from service.http.openapi import Reply, Responses, invocations_details, operation
-from service.http.routes import NOT_READY, runtime
+from service.http.routes import NOT_READY, require_ready, runtime
 from service.protocols import csv_table, mlflow
 from service.protocols.mlflow import MLflowError, MLflowPredictions
 from service.serving.runtime import Reader
@@ -33,9 +33,7 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
 def alive() -> Response:
     """MLflow answers its probes with a newline (labelled JSON there; plain text here, as
     it is); not ready is 503 here (MLflow: 404), what load balancers read as "not yet"."""
-    readiness = runtime().readiness
-    if not readiness.ready:
-        raise NotReady(readiness.reason)
+    require_ready()
     return Response("\n", status=200, mimetype="text/plain")
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from service.errors import BadRequest, NotReady, VersionNotFound
+from service.errors import BadRequest, VersionNotFound
 from service.http import deadlines
 from service.http.openapi import infer_details, operation, package_version
-from service.http.routes import NOT_READY, runtime
+from service.http.routes import NOT_READY, require_ready, runtime
 from service.protocols import open_inference
 from service.protocols.open_inference import (
     InferenceResponse,
@@ -54,9 +54,9 @@ def served(name: str, version: str | None = None) -> None:
         )
 
 
-def empty(ready: bool) -> Response:
-    if not ready:
-        raise NotReady(runtime().readiness.reason)
+def ready_or_503() -> Response:
+    """The protocol's readiness answer: 200 with an empty body, or NotReady's 503."""
+    require_ready()
     return Response(status=200)
 
 
@@ -75,7 +75,7 @@ def live() -> Response:
 @bp.get("/health/ready")
 @operation("open inference", "Server readiness", PROBE, error_body=V2Error)
 def ready() -> Response:
-    return empty(runtime().readiness.ready)
+    return ready_or_503()
 
 
 @bp.get("/models/<name>")
@@ -99,7 +99,7 @@ def model(name: str, version: str | None = None) -> ModelMetadataV2:
 @operation("open inference", "Model readiness", {**PROBE, 404: UNKNOWN}, error_body=V2Error)
 def model_ready(name: str, version: str | None = None) -> Response:
     served(name, version)
-    return empty(runtime().readiness.ready)
+    return ready_or_503()
 
 
 @bp.post("/models/<name>/infer")

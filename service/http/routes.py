@@ -17,7 +17,7 @@ from service.http.openapi import Reply, operation, parameter, prediction_details
 from service.model import payload
 from service.model.predictor import ModelMetadata, Prediction, Sha256
 from service.protocols import csv_table
-from service.serving.runtime import Reader, Runtime, Usage
+from service.serving.runtime import Reader, Readiness, Runtime, Usage
 
 bp = Blueprint("api", __name__)
 
@@ -59,10 +59,17 @@ def health() -> Alive:
 )
 def ready() -> Ready:
     """Readiness: a load balancer sends traffic only after the warm-up prediction succeeded."""
+    readiness = require_ready()
+    return Ready(status="ready", reason=readiness.reason, sha256=runtime().model.sha256)
+
+
+def require_ready() -> Readiness:
+    """The runtime's readiness; NotReady (503, with the reason) when it is not: every
+    protocol's readiness probe answers from this."""
     readiness = runtime().readiness
     if not readiness.ready:
         raise NotReady(readiness.reason)
-    return Ready(status="ready", reason=readiness.reason, sha256=runtime().model.sha256)
+    return readiness
 
 
 @bp.get("/usage")

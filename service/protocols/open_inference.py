@@ -155,14 +155,14 @@ def read(body: bytes, *, has_proba: bool) -> Inference:
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest('"inputs" must be a non-empty array of tensors, one per column')
-    ident = document.get("id", "")
-    if not isinstance(ident, str):
+    ident = document.get("id")
+    if "id" in document and not isinstance(ident, str):
         raise BadRequest(f'"id" must be a string, got {json_type(ident)}')
     if not isinstance(document.get("parameters", {}), dict):
         raise BadRequest('"parameters" must be an object')
     available = outputs(has_proba)
     chosen = _outputs(document["outputs"], available) if "outputs" in document else available
-    return Inference(inputs, chosen, document.get("id"))
+    return Inference(inputs, chosen, ident)
 
 
 def outputs(has_proba: bool) -> tuple[str, ...]:
