@@ -47,6 +47,10 @@ from deploy.processes import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
+NGINX_SETTINGS = frozenset(
+    {"MAX_BODY_BYTES", "MAX_INFLIGHT_PREDICTIONS", "CLIENT_RATE", "CLIENT_BURST", "REAL_IP_FROM"}
+)
+"""Settings in a stack's ``env`` that nginx's templates read (deploy/nginx/render.sh) too."""
 
 
 class StackError(RuntimeError):
@@ -155,7 +159,8 @@ class Stack:
             "METRICS_LISTEN": f"{self.config.host}:{self.config.metrics_port}",
             "UPSTREAM": f"unix:{self.socket}",
             "MODEL_DIR": str(self.store_dir.resolve()),
-            **{k: v for k, v in self.config.env.items() if k == "MAX_BODY_BYTES"},
+            "MAX_INFLIGHT_PREDICTIONS": str(self.workers * self.threads),
+            **{k: v for k, v in self.config.env.items() if k in NGINX_SETTINGS},
             **(self.config.tls.env(self.config.host) if self.config.tls else {}),
         }
 
@@ -188,6 +193,11 @@ class Stack:
         """How many workers gunicorn forks: deploy/gunicorn.conf.py's rule."""
         configured = self.config.env.get("WEB_CONCURRENCY", os.environ.get("WEB_CONCURRENCY"))
         return int(configured) if configured else os.cpu_count() or 2
+
+    @property
+    def threads(self) -> int:
+        """How many threads each worker runs: deploy/gunicorn.conf.py's rule."""
+        return int(self.config.env.get("GUNICORN_THREADS", os.environ.get("GUNICORN_THREADS", 16)))
 
     def preflight(self) -> None:
         """Refuse to start, touching nothing, when another stack or program holds what we

@@ -13,6 +13,7 @@ never has to guess a status code from a library's exception::
     ├── PredictionFailed          422 prediction_failed
     ├── NotReady                  503 not_ready
     │   └── WorkerRestarting      503 worker_restarting (nginx retries it on another worker)
+    ├── Overloaded                503 overloaded       (this worker's queue is full; Retry-After)
     ├── PredictionTimeout         504 prediction_timeout
     ├── DeadlineExpired           504 deadline_exceeded (its budget ran out before the model)
     ├── Unauthorized              401 unauthorized     (admin API: no bearer token)
@@ -53,6 +54,8 @@ class ServiceError(Exception):
 
     status_code = 500
     code = "internal_error"
+    retry_after_s: int | None = None
+    """Seconds a client should wait before it retries (the Retry-After header); None: none."""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -101,6 +104,16 @@ class PredictionFailed(ServiceError):
 class NotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+    retry_after_s = 2
+
+
+class Overloaded(ServiceError):
+    """The worker already holds MAX_QUEUED_ROWS rows waiting for the model: more would only
+    wait longer, so the request is refused at once, before its body is read when it can be."""
+
+    status_code = 503
+    code = "overloaded"
+    retry_after_s = 1
 
 
 class WorkerRestarting(NotReady):

@@ -87,6 +87,12 @@ class Settings:
     batch_max_rows: int = field(default=2048, metadata={"env": "BATCH_MAX_ROWS"})
     """Most rows one batched pipeline call takes; a larger request still runs, alone."""
 
+    max_queued_rows: int = field(default=4096, metadata={"env": "MAX_QUEUED_ROWS"})
+    """Rows a worker lets wait for the model; a request that would queue past it gets 503
+    ``overloaded`` at once (a request larger than this still runs when nothing waits). Two
+    full batches (BATCH_MAX_ROWS): what waits is scored within two pipeline calls, so a
+    full worker adds two calls' latency, not a queue's. 0: no bound."""
+
     batch_max_wait_ms: float = field(default=0.0, metadata={"env": "BATCH_MAX_WAIT_MS"})
     """How long a batch may wait to fill before it runs. 0: never wait, batch only what
     queued while the previous call ran (no added latency when idle)."""
@@ -147,6 +153,10 @@ class Settings:
             raise SettingsError(f"STORE_POLL_S must be 0 (off) or more, got {self.store_poll_s}")
         if self.batch_max_rows < 1:
             raise SettingsError(f"BATCH_MAX_ROWS must be at least 1, got {self.batch_max_rows}")
+        if self.max_queued_rows < 0:
+            raise SettingsError(
+                f"MAX_QUEUED_ROWS must be 0 (no bound) or more, got {self.max_queued_rows}"
+            )
         if not 0 <= self.batch_max_wait_ms <= 1000:
             raise SettingsError(
                 f"BATCH_MAX_WAIT_MS must be between 0 and 1000, got {self.batch_max_wait_ms}"

@@ -23,12 +23,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${TLS_LISTEN:=127.0.0.1:8443}"                # the TLS listener (TLS_PORT in the README)
 : "${TLS_REDIRECT:=off}"                         # on: plain HTTP answers 308 to TLS_LISTEN
 : "${HSTS_MAX_AGE:=31536000}"                    # Strict-Transport-Security over TLS
+: "${MAX_INFLIGHT_PREDICTIONS:=32}"             # predictions in flight to the app (limits.conf)
+: "${CLIENT_RATE:=2000r/s}"                      # each client's request rate (limits.conf)
+: "${CLIENT_BURST:=2000}"                        # ... and the burst above it
+: "${REAL_IP_FROM:=}"                            # proxies whose X-Forwarded-For names the client
 TLS_PORT=${TLS_LISTEN##*:}
 export RUN_DIR NGINX_LISTEN METRICS_LISTEN UPSTREAM MODEL_DIR MAX_BODY_BYTES \
   PROXY_READ_TIMEOUT MAX_UPLOAD_BYTES ADMIN_ALLOW NGINX_ACCESS_LOG NGINX_ERROR_LOG \
-  TLS_CERT_FILE TLS_KEY_FILE TLS_LISTEN TLS_PORT TLS_REDIRECT HSTS_MAX_AGE
+  TLS_CERT_FILE TLS_KEY_FILE TLS_LISTEN TLS_PORT TLS_REDIRECT HSTS_MAX_AGE \
+  MAX_INFLIGHT_PREDICTIONS CLIENT_RATE CLIENT_BURST
 
-vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${MAX_UPLOAD_BYTES} ${ADMIN_ALLOW} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG} ${TLS_CERT_FILE} ${TLS_KEY_FILE} ${TLS_LISTEN} ${TLS_PORT} ${TLS_REDIRECT} ${HSTS_MAX_AGE}'
+vars='${RUN_DIR} ${NGINX_LISTEN} ${METRICS_LISTEN} ${UPSTREAM} ${MODEL_DIR} ${MAX_BODY_BYTES} ${PROXY_READ_TIMEOUT} ${MAX_UPLOAD_BYTES} ${ADMIN_ALLOW} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG} ${TLS_CERT_FILE} ${TLS_KEY_FILE} ${TLS_LISTEN} ${TLS_PORT} ${TLS_REDIRECT} ${HSTS_MAX_AGE} ${MAX_INFLIGHT_PREDICTIONS} ${CLIENT_RATE} ${CLIENT_BURST}'
 mkdir -p "$out" "$RUN_DIR/nginx-temp"
 for template in "$here"/*.conf; do
   envsubst "$vars" < "$template" > "$out/$(basename "$template")"
@@ -42,4 +47,13 @@ elif [ -n "$TLS_CERT_FILE$TLS_KEY_FILE" ]; then
   exit 2
 else
   echo "# TLS off: TLS_CERT_FILE and TLS_KEY_FILE are unset." > "$out/tls-listener.conf"
+fi
+# Behind proxies (REAL_IP_FROM: their addresses or CIDRs), the client is the address they
+# put in X-Forwarded-For: per-client limits and the logs then see clients, not the proxy.
+: > "$out/realip.conf"
+for proxy in $REAL_IP_FROM; do
+  echo "set_real_ip_from $proxy;" >> "$out/realip.conf"
+done
+if [ -n "$REAL_IP_FROM" ]; then
+  printf 'real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n' >> "$out/realip.conf"
 fi

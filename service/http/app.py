@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_request_id(app)
     register_model_gauges(app)
+    register_admission(app)
     register_error_handlers(app, metrics)
     app.register_blueprint(routes.bp)
     app.register_blueprint(admin_routes.bp)
@@ -173,6 +174,16 @@ def register_model_gauges(app: Flask) -> None:
         app.extensions["runtime"].publish()
 
 
+def register_admission(app: Flask) -> None:
+    """A prediction meets its worker's queue bound before any view reads its body: a full
+    worker refuses it for the cost of a lookup (503 ``overloaded``, Retry-After)."""
+
+    @app.before_request
+    def admit() -> None:
+        if request.endpoint in PREDICTIONS:
+            app.extensions["runtime"].admit()
+
+
 def register_request_id(app: Flask) -> None:
     """Use nginx's ``X-Request-ID`` (or make one), log it, and return it to the client."""
 
@@ -208,6 +219,8 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         response = error_response(exc.status_code, exc.code, exc.message, exc.details)
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 
     @app.errorhandler(HTTPException)

@@ -52,7 +52,8 @@ NGINX_CODES: dict[int, tuple[str, ...]] = {
     405: ("method_not_allowed",),
     413: ("request_entity_too_large",),
     414: ("request_uri_too_large",),
-    503: ("service_unavailable",),
+    429: ("too_many_requests",),
+    503: ("overloaded", "service_unavailable"),
     504: ("upstream_timeout",),
 }
 """Codes of the JSON error pages nginx answers with itself (a unit test reads errors.conf)."""

@@ -24,6 +24,11 @@ estimators and the whole pipeline path, which then run on the model thread.
 
 Validation happens per request before it queues, so one bad request never
 fails another; if a batch still fails, its jobs are rescored one by one.
+
+The queue is bounded in rows (``max_queued_rows``, MAX_QUEUED_ROWS): a request that would
+queue past it is refused with :class:`Overloaded` at once, and :meth:`Batcher.admit` refuses
+before the body is even read when the queue is full already. Waiting longer would not get
+it scored sooner, and its client can retry elsewhere.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.errors import DeadlineExpired, PredictionTimeout, WorkerRestarting
+from service.errors import DeadlineExpired, Overloaded, PredictionTimeout, WorkerRestarting
 from service.model.payload import Columns, Request
 from service.model.predictor import Guard, Model, Prediction, at_once
 from service.serving.deadline import DeadlineExceeded, ModelThread
@@ -83,6 +88,7 @@ class Batcher:
         *,
         enabled: bool = True,
         max_rows: int = 2048,
+        max_queued_rows: int = 0,
         max_wait: float = 0.0,
         timeout: float = 0.0,
         on_stuck: Callable[[], None] = lambda: None,
@@ -91,12 +97,15 @@ class Batcher:
         self.metrics = metrics
         self.enabled = enabled
         self.max_rows = max_rows
+        self.max_queued_rows = max_queued_rows
+        """Most rows waiting in the queue; 0: no bound."""
         self.max_wait = max_wait
         self.stuck = False
         """A pipeline call overran ``timeout``: this worker can no longer score."""
         self._on_stuck = on_stuck
         self._thread = ModelThread(timeout)
         self._queue: deque[Job] = deque()
+        self._queued_rows = 0
         self._busy = False
         self._changed = threading.Condition()
 
@@ -106,7 +115,10 @@ class Batcher:
         self.model.check_output(request.output)
         job = Job(request, deadline)
         with self._changed:
+            if self._queue and self._queued_rows + request.rows > self.max_queued_rows > 0:
+                raise self._shed()
             self._queue.append(job)
+            self._queued_rows += request.rows
             if self.max_wait:
                 self._changed.notify_all()  # a leader may be waiting for the batch to fill
         while True:
@@ -135,8 +147,28 @@ class Batcher:
         assert job.result is not None
         return job.result
 
+    def admit(self) -> None:
+        """Refuse a request before it is read when the queue holds MAX_QUEUED_ROWS already.
+        Read without the lock: a request let in by a stale count is checked again, with its
+        rows, when it queues."""
+        if self._queued_rows >= self.max_queued_rows > 0:
+            raise self._shed()
+
+    def _shed(self) -> Overloaded:
+        self.metrics.shed.inc()
+        return Overloaded(
+            "this worker has as many rows waiting for the model as MAX_QUEUED_ROWS allows; "
+            "retry shortly",
+            details={"queued_rows": self._queued_rows, "max_queued_rows": self.max_queued_rows},
+        )
+
     def _full(self) -> bool:
-        return sum(job.request.rows for job in self._queue) >= self.max_rows
+        return self._queued_rows >= self.max_rows
+
+    def _pop(self) -> Job:
+        job = self._queue.popleft()
+        self._queued_rows -= job.request.rows
+        return job
 
     def _take(self) -> list[Job]:
         """Queued jobs from the head, up to ``max_rows`` rows; one job when batching is off.
@@ -147,11 +179,11 @@ class Batcher:
         while self._queue:
             head = self._queue[0]
             if head.expired(now):
-                self._expire(self._queue.popleft())
+                self._expire(self._pop())
                 continue
             if taken and (not self.enabled or rows + head.request.rows > self.max_rows):
                 break
-            taken.append(self._queue.popleft())
+            taken.append(self._pop())
             rows += head.request.rows
         return taken
 
@@ -197,7 +229,7 @@ class Batcher:
             job.error = PredictionTimeout(str(exc), details={"timeout_s": self._thread.timeout})
         with self._changed:
             while self._queue:
-                queued = self._queue.popleft()
+                queued = self._pop()
                 queued.error = WorkerRestarting("this worker is being replaced; retry")
                 queued.done = True
         self._on_stuck()

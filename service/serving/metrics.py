@@ -52,6 +52,11 @@ class Metrics:
             "Requests whose deadline passed before the model reached them (504, not scored).",
             registry=self.registry,
         )
+        self.shed = Counter(
+            "model_requests_shed",
+            "Prediction requests refused because the worker's queue was full (503 overloaded).",
+            registry=self.registry,
+        )
         self.prediction_seconds = Histogram(
             "model_prediction_duration_seconds",
             "Time spent inside the pipeline, per call (one call may score a batch of requests).",

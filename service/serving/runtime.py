@@ -105,6 +105,7 @@ class Runtime:
             self.metrics,
             enabled=self.settings.batching,
             max_rows=self.settings.batch_max_rows,
+            max_queued_rows=self.settings.max_queued_rows,
             max_wait=self.settings.batch_max_wait_ms / 1000,
             timeout=self.settings.predict_timeout_s,
             on_stuck=lambda: self.on_stuck(),
@@ -152,6 +153,11 @@ class Runtime:
         self.metrics.requests.labels(protocol).inc()
         self.metrics.rows.labels(protocol).inc(request.rows)
         return result, request.rows, serving.model.sha256
+
+    def admit(self) -> None:
+        """Refuse a prediction before its body is read when this worker's queue is full
+        (503 ``overloaded``); see :meth:`Batcher.admit`."""
+        self.serving.batcher.admit()
 
     def usage(self, base_url: str) -> Usage:
         """How to call the API, with a request built from this model's example row."""

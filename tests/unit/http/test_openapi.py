@@ -153,17 +153,33 @@ def test_error_codes_come_from_the_exception_tree() -> None:
 ROOT = Path(__file__).resolve().parents[3]
 NGINX_PAGE = re.compile(r"return (\d{3}) '(\{.*\})';")
 """An nginx error page: ``return <status> '<JSON body>';`` (deploy/nginx/errors.conf)."""
+NGINX_MAP = re.compile(r"^map \S+ \$(\w+) \{\n(.*?)^\}", re.M | re.S)
+NGINX_MAP_ENTRY = re.compile(r'^\s*(\S+)\s+"?(.*?)"?;$', re.M)
+
+
+def nginx_maps() -> dict[str, dict[str, str]]:
+    """maps.conf's maps: variable name -> {source value: value}."""
+    text = (ROOT / "deploy" / "nginx" / "maps.conf").read_text()
+    return {name: dict(NGINX_MAP_ENTRY.findall(body)) for name, body in NGINX_MAP.findall(text)}
 
 
 def nginx_pages() -> list[tuple[int, str]]:
-    """Each JSON page nginx answers itself, with its variables given sample values."""
+    """Each JSON page nginx answers itself, with its variables given sample values; a page
+    built from maps (``$unavailable_code``) once per case the maps share."""
     text = (ROOT / "deploy" / "nginx" / "errors.conf").read_text()
     samples = {"$req_id": "0123456789abcdef", "${MAX_BODY_BYTES}": str(Settings.max_body_bytes)}
+    maps = nginx_maps()
     pages = []
     for status, body in NGINX_PAGE.findall(text):
         for variable, value in samples.items():
             body = body.replace(variable, value)
-        pages.append((int(status), body))
+        used = [name for name in maps if f"${name}" in body]
+        cases = set().union(*(maps[name] for name in used)) if used else {""}
+        for case in sorted(cases):
+            page = body
+            for name in used:
+                page = page.replace(f"${name}", maps[name][case])
+            pages.append((int(status), page))
     return pages
 
 
