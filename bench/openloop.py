@@ -145,8 +145,9 @@ async def _offer(
             outcome.broken["timeout"] += 1
         else:
             latency = time.perf_counter() - due
+            code = None if status == 200 else _code(body)  # a prediction is not parsed
             outcome.answers.append(
-                Answer(due - start, latency, status, headers.get("retry-after"), _code(body))
+                Answer(due - start, latency, status, headers.get("retry-after"), code)
             )
             if headers.get("connection", "").lower() != "close":
                 idle.append(connection)

@@ -58,6 +58,7 @@ import yaml
 
 from deploy import haproxy_config
 from deploy.processes import holder_of, port_free
+from deploy.stack import INFLIGHT_PER_WORKER
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "deploy" / "containers"
@@ -67,6 +68,7 @@ RUN_DIR = ROOT / ".run"
 STATE = RUN_DIR / "compose"  # rendered containers.conf, secrets' copies, build logs
 SECRETS = STATE / "secrets"  # docker-compose.yml's secrets are these files
 ENGINE_FILE = STATE / "engine"  # the engine `up` used, for `down`
+COMPOSE_WORKERS = 2  # the app's WEB_CONCURRENCY in docker-compose.yml, unless set
 
 # The stand-ins' Debian release: the one the Dockerfile pins (python:3.11-slim-bookworm).
 SUITE = "bookworm"
@@ -722,7 +724,10 @@ def up(
                         f"choose another, e.g. make compose-up {variable}={number + 1}"
                     )
         chosen.env.update(
-            COMPOSE_HOST=host, COMPOSE_PORT=str(port), COMPOSE_PROMETHEUS_PORT=str(prometheus_port)
+            COMPOSE_HOST=host,
+            COMPOSE_PORT=str(port),
+            COMPOSE_PROMETHEUS_PORT=str(prometheus_port),
+            COMPOSE_MAX_INFLIGHT=str(inflight_cap(replicas)),
         )
         compose = building(chosen)
         services = compose_services_to_build()
@@ -755,6 +760,13 @@ def up(
         f"(e.g. {url}/readyz), Prometheus on http://127.0.0.1:{prometheus_port}; "
         "make compose-down removes it"
     )
+
+
+def inflight_cap(replicas: int) -> int:
+    """nginx's cap on predictions in flight: the one nginx fronts every replica, so the
+    cap is four per worker of all of them (deploy/nginx/limits.conf)."""
+    workers = int(os.environ.get("WEB_CONCURRENCY", COMPOSE_WORKERS))
+    return INFLIGHT_PER_WORKER * workers * replicas
 
 
 def building(chosen: Engine) -> list[str]:

@@ -51,6 +51,8 @@ NGINX_SETTINGS = frozenset(
     {"MAX_BODY_BYTES", "MAX_INFLIGHT_PREDICTIONS", "CLIENT_RATE", "CLIENT_BURST", "REAL_IP_FROM"}
 )
 """Settings in a stack's ``env`` that nginx's templates read (deploy/nginx/render.sh) too."""
+INFLIGHT_PER_WORKER = 4
+"""nginx's cap on predictions in flight, per gunicorn worker (deploy/nginx/limits.conf)."""
 
 
 class StackError(RuntimeError):
@@ -159,7 +161,7 @@ class Stack:
             "METRICS_LISTEN": f"{self.config.host}:{self.config.metrics_port}",
             "UPSTREAM": f"unix:{self.socket}",
             "MODEL_DIR": str(self.store_dir.resolve()),
-            "MAX_INFLIGHT_PREDICTIONS": str(self.workers * self.threads),
+            "MAX_INFLIGHT_PREDICTIONS": str(self.workers * INFLIGHT_PER_WORKER),
             **{k: v for k, v in self.config.env.items() if k in NGINX_SETTINGS},
             **(self.config.tls.env(self.config.host) if self.config.tls else {}),
         }
@@ -193,11 +195,6 @@ class Stack:
         """How many workers gunicorn forks: deploy/gunicorn.conf.py's rule."""
         configured = self.config.env.get("WEB_CONCURRENCY", os.environ.get("WEB_CONCURRENCY"))
         return int(configured) if configured else os.cpu_count() or 2
-
-    @property
-    def threads(self) -> int:
-        """How many threads each worker runs: deploy/gunicorn.conf.py's rule."""
-        return int(self.config.env.get("GUNICORN_THREADS", os.environ.get("GUNICORN_THREADS", 16)))
 
     def preflight(self) -> None:
         """Refuse to start, touching nothing, when another stack or program holds what we

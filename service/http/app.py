@@ -41,6 +41,8 @@ PROTOCOL_ERRORS: dict[str, Callable[[int, str, str], dict[str, Any]]] = {
     mlflow_routes.bp.name: mlflow_routes.error_body,
 }
 """The error shape of each protocol's routes, by blueprint; elsewhere, :class:`ErrorBody`."""
+INFLIGHT_LIMIT = "X-Inflight-Limit"
+"""The cap on predictions in flight that nginx enforces in front (deploy/nginx/proxy.conf)."""
 PREDICTIONS = frozenset({"api.predict", "v2.infer", "v2.infer_version", "mlflow.invocations"})
 """The endpoints whose refusals count as validation failures."""
 
@@ -119,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_request_id(app)
     register_model_gauges(app)
-    register_admission(app)
+    register_admission(app, metrics)
     register_error_handlers(app, metrics)
     app.register_blueprint(routes.bp)
     app.register_blueprint(admin_routes.bp)
@@ -174,14 +176,28 @@ def register_model_gauges(app: Flask) -> None:
         app.extensions["runtime"].publish()
 
 
-def register_admission(app: Flask) -> None:
+def register_admission(app: Flask, metrics: Metrics) -> None:
     """A prediction meets its worker's queue bound before any view reads its body: a full
-    worker refuses it for the cost of a lookup (503 ``overloaded``, Retry-After)."""
+    worker refuses it for the cost of a lookup (503 ``overloaded``, Retry-After). Those
+    admitted are counted in flight until answered, beside the cap of the proxy in front
+    (its ``X-Inflight-Limit``): the shedding alert compares the two, since what nginx
+    refuses never reaches a worker to be counted."""
 
     @app.before_request
     def admit() -> None:
-        if request.endpoint in PREDICTIONS:
-            app.extensions["runtime"].admit()
+        if request.endpoint not in PREDICTIONS:
+            return
+        app.extensions["runtime"].admit()
+        g.in_flight = True
+        metrics.in_flight.inc()
+        limit = request.headers.get(INFLIGHT_LIMIT, "")
+        if limit.isdigit():
+            metrics.publish_in_flight_limit(int(limit))
+
+    @app.teardown_request
+    def release(_: BaseException | None) -> None:
+        if g.pop("in_flight", False):
+            metrics.in_flight.dec()
 
 
 def register_request_id(app: Flask) -> None:

@@ -57,6 +57,20 @@ class Metrics:
             "Prediction requests refused because the worker's queue was full (503 overloaded).",
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "model_predictions_in_flight",
+            "Prediction requests admitted and not yet answered, over the live workers.",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.in_flight_limit = Gauge(
+            "model_predictions_in_flight_limit",
+            "The cap on predictions in flight that the proxy in front enforces (nginx's"
+            " MAX_INFLIGHT_PREDICTIONS, sent as X-Inflight-Limit); absent without one.",
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self._in_flight_limit: float | None = None
         self.prediction_seconds = Histogram(
             "model_prediction_duration_seconds",
             "Time spent inside the pipeline, per call (one call may score a batch of requests).",
@@ -140,6 +154,12 @@ class Metrics:
         self._published = current
         self.info.labels(*labels).set(1)
         self.ready.set(1 if ready else 0)
+
+    def publish_in_flight_limit(self, limit: float) -> None:
+        """Record the proxy's cap; cheap per request: writes only when it changes."""
+        if limit != self._in_flight_limit:
+            self._in_flight_limit = limit
+            self.in_flight_limit.set(limit)
 
     def reload(self, ok: bool) -> None:
         """Count a swap attempt; remember when the last good one happened."""

@@ -6,8 +6,11 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
 
 from deploy import monitor
 from deploy.processes import free_port, wait_until
@@ -15,7 +18,11 @@ from deploy.run import self_signed
 from deploy.stack import TLS, Stack, StackConfig
 from service.cli import demo
 from service.control import packing
-from service.model import signing
+from service.model import compat, signing
+from tests.estimators import LoggingSleeper
+
+compat.install()
+from sklearn_pandas import DataFrameMapper  # noqa: E402
 
 BODY_LIMIT = 256 * 1024
 """Small enough that the over-limit test sends little; both nginx and the app enforce it."""
@@ -42,6 +49,30 @@ def signed_demo(folder: Path, seed: int = 5) -> Path:
     target, _ = packing.pack(demo.train(frame, labels), frame, folder)
     signing.write_signature(target, SIGNING_KEY.encode())
     return target
+
+
+MARKER = 999.0
+"""The value that makes :func:`logging_model` sleep."""
+
+
+def one_column_model(folder: Path, estimator: BaseEstimator) -> Path:
+    """``estimator`` behind a mapper of one number column ``x``, packed and signed."""
+    sample = pd.DataFrame({"x": [1.0, -1.0]})
+    pipeline = Pipeline([("m", DataFrameMapper([(["x"], None)])), ("clf", estimator)])
+    target, _ = packing.pack(pipeline.fit(sample, [True, False]), sample, folder)
+    signing.write_signature(target, SIGNING_KEY.encode())
+    return target
+
+
+def logging_model(folder: Path, log: Path, seconds: float = 3.0) -> Path:
+    """A model that logs every value of ``x`` it scores to ``log`` and sleeps ``seconds`` on
+    :data:`MARKER`: proof of what reached it, and a way to keep it busy."""
+    return one_column_model(folder, LoggingSleeper(str(log), MARKER, seconds))
+
+
+def scored(log: Path) -> list[float]:
+    """The values :func:`logging_model` scored, in order."""
+    return [float(line) for line in log.read_text().split()] if log.exists() else []
 
 
 @pytest.fixture(scope="session")

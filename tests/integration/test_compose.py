@@ -25,6 +25,7 @@ import yaml
 from bench.ablation import conf_value
 from deploy import compose as compose_up
 from deploy import haproxy_config, monitor
+from deploy.stack import INFLIGHT_PER_WORKER
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -494,6 +495,15 @@ def test_body_limit_agrees(compose: dict[str, Any], stages: dict[str, Stage]) ->
     nginx_env = environment(service(compose, "nginx"))
     app_limit = app_env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
     assert nginx_env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES) == app_limit
+
+
+def test_inflight_cap_is_four_per_worker(compose: dict[str, Any], stages: dict[str, Stage]) -> None:
+    """One nginx fronts every replica: by default (one replica) its cap is that replica's
+    workers' share, and make compose-up scales it with --replicas."""
+    workers = int(app_environment(compose, stages)["WEB_CONCURRENCY"])
+    cap = int(environment(service(compose, "nginx"))["MAX_INFLIGHT_PREDICTIONS"])
+    assert cap == INFLIGHT_PER_WORKER * workers == compose_up.inflight_cap(1)
+    assert compose_up.inflight_cap(3) == 3 * cap
 
 
 def test_app_image_runs_gunicorn_with_the_repo_config(

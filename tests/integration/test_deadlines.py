@@ -6,33 +6,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pandas as pd
 import requests
-from sklearn.pipeline import Pipeline
 
-from service.control import packing
-from service.model import compat, signing
-from tests.estimators import LoggingSleeper
-from tests.integration.conftest import SIGNING_KEY, start_stack, wait_for
-
-compat.install()
-from sklearn_pandas import DataFrameMapper  # noqa: E402
-
-MARKER = 999.0
-
-
-def logging_model(folder: Path, log: Path) -> Path:
-    sample = pd.DataFrame({"x": [1.0, -1.0]})
-    pipeline = Pipeline(
-        [("m", DataFrameMapper([(["x"], None)])), ("clf", LoggingSleeper(str(log), MARKER, 3.0))]
-    ).fit(sample, [True, False])
-    target, _ = packing.pack(pipeline, sample, folder)
-    signing.write_signature(target, SIGNING_KEY.encode())
-    return target
-
-
-def scored(log: Path) -> list[float]:
-    return [float(line) for line in log.read_text().split()] if log.exists() else []
+from tests.integration.conftest import MARKER, logging_model, scored, start_stack, wait_for
 
 
 def test_a_request_that_expires_while_queued_gets_504_and_never_reaches_the_model(

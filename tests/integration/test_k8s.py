@@ -23,7 +23,7 @@ import yaml
 
 from bench.ablation import conf_value
 from deploy import k8s_rules
-from deploy.stack import ROOT
+from deploy.stack import INFLIGHT_PER_WORKER, ROOT
 from service.http.app import create_app
 from service.settings import Settings
 
@@ -118,6 +118,8 @@ def test_pod_wiring_agrees_with_nginx_gunicorn_and_settings(folder: str) -> None
     assert port_of(nginx_env["METRICS_LISTEN"]) == ports["metrics"]
     assert app_env["MAX_BODY_BYTES"] == nginx_env["MAX_BODY_BYTES"]
     assert app_env["STORE_DIR"] == nginx_env["MODEL_DIR"], "nginx streams downloads from it"
+    workers = int(app_env["WEB_CONCURRENCY"])
+    assert int(nginx_env["MAX_INFLIGHT_PREDICTIONS"]) == INFLIGHT_PER_WORKER * workers
     service = of_kind(objects, "Service")
     assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http", "metrics"}
     monitor = of_kind(objects, "ServiceMonitor")
