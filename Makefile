@@ -88,7 +88,7 @@ test-unit: $(STAMP) ## Only the unit tests (Flask's test client, no processes; u
 # The compose tests (marker `compose`) need a container engine: Docker, or podman, which the
 # engine check installs as root. Where none can run (inside the test image itself, or
 # without root), they are left out, and the line before the tests says why.
-# TEST_EXCLUDE: markers left out. The test image sets "fleet k8s soak fuzz" (docker-compose.yml
+# TEST_EXCLUDE: markers left out. The test image sets "fleet k8s soak fuzz overload" (compose
 # says why).
 TEST_EXCLUDE ?=
 

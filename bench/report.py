@@ -17,11 +17,12 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from bench import ablation, fleet, protocols
+from bench import ablation, fleet, overload, protocols
 from bench.ceiling import Ceiling
 from bench.fmt import mib, num, times
 from bench.load import SCENARIOS, Scenario, WrkResult
 from bench.models import rows_label
+from bench.overload import Curve
 from bench.profile import Profile
 from bench.protocols import FrontResult
 from bench.runs import NOISY_CORES, ServerRun
@@ -58,6 +59,7 @@ class Results:
     zoo: list[ZooResult]
     fleet: list[ServerRun]
     protocols: list[FrontResult]
+    overload: list[Curve]
     servers: dict[str, str]
     """What each server of the fleet figure runs, by name."""
 
@@ -354,6 +356,54 @@ def _protocols(results: list[FrontResult]) -> list[str]:
     ]
 
 
+def _overload(curves: list[Curve]) -> list[str]:
+    header = [
+        "Cap",
+        "Offered",
+        "req/s offered",
+        "goodput req/s",
+        "p50 ms (200s)",
+        "p99 ms (200s)",
+        "refused",
+        "no answer",
+        "generator cores",
+    ]
+    rows = []
+    for curve in curves:
+        label = f"{curve.variant} ({curve.cap})"
+        for p in curve.points:
+            rows.append(
+                [
+                    label,
+                    f"{p.multiple:g}x",
+                    num(p.offered),
+                    num(p.goodput),
+                    num(p.p50_ms),
+                    num(p.p99_ms),
+                    f"{p.refused:.0%}",
+                    str(p.broken),
+                    f"{p.client_cores:.2f}",
+                ]
+            )
+            label = ""
+    unloaded = "; ".join(
+        f"{c.variant}: p50 {num(c.unloaded_p50_ms)} ms, p99 {num(c.unloaded_p99_ms)} ms"
+        for c in curves
+    )
+    return [
+        f"## Overload: offered load from {overload.MULTIPLES[0]:g}x to"
+        f" {overload.MULTIPLES[-1]:g}x capacity (model `{overload.MODEL}`,"
+        f" {overload.ROWS} rows per request, {overload.WORKERS} workers, open-loop)",
+        "",
+        *_table(header, rows),
+        "Capacity: what wrk gets with as many connections as the cap admits. The cap is"
+        " nginx's MAX_INFLIGHT_PREDICTIONS; refused answers are 503 `overloaded` with"
+        f" Retry-After. Unloaded ({overload.UNLOADED_RATE:g} req/s): {unloaded}."
+        " Chart: overload.png.",
+        "",
+    ]
+
+
 def _fleet(runs: list[ServerRun], servers: dict[str, str]) -> list[str]:
     return [
         f"## Fleet: {fleet.REPLICAS} replicas behind HAProxy vs one replica (model"
@@ -419,6 +469,8 @@ def markdown(results: Results) -> str:
         lines += _ablation(results.ablation, results.changes)
     if results.protocols:
         lines += _protocols(results.protocols)
+    if results.overload:
+        lines += _overload(results.overload)
     if results.fleet:
         lines += _fleet(results.fleet, results.servers)
     lines += _wins_table(results.wins)
@@ -470,3 +522,27 @@ def chart(ceilings: list[Ceiling], runs: list[ServerRun], path: Path) -> None:
     legend.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="noisy run"))
     figure.legend(handles=legend, loc="outside upper center", ncols=len(legend))
     figure.savefig(path, dpi=100)
+
+
+def overload_chart(curves: list[Curve], path: Path) -> None:
+    """Goodput and the 200s' p99 against offered load, one line per cap."""
+    figure = Figure(figsize=(12, 4), layout="constrained")
+    throughput, latency = figure.subplots(1, 2)
+    for curve in curves:
+        offered = [p.multiple for p in curve.points]
+        label = f"{curve.variant} (MAX_INFLIGHT_PREDICTIONS={curve.cap})"
+        throughput.plot(offered, [p.goodput for p in curve.points], marker="o", label=label)
+        latency.plot(offered, [p.p99_ms for p in curve.points], marker="o", label=label)
+    throughput.plot(
+        [p.multiple for p in curves[0].points],
+        [p.offered for p in curves[0].points],
+        linestyle=":",
+        color="grey",
+        label="offered",
+    )
+    throughput.set_title(f"{overload.MODEL}, {overload.ROWS} rows: goodput, req/s")
+    latency.set_title("p99 of the 200s, ms (lower is better)")
+    for ax in (throughput, latency):
+        ax.set_xlabel("offered load, x capacity")
+        ax.legend(fontsize="small")
+    figure.savefig(path, dpi=110)

@@ -20,8 +20,10 @@ Settings (environment): BENCH_DURATION seconds per scenario (10), BENCH_WARMUP
 win (0.5), BENCH_ZOO seconds per zoo timing (0.5), BENCH_PROFILE seconds per
 profiled scenario (5; 0 skips profiling), BENCH_ABLATION seconds per ablation
 scenario (5; 0 skips the ablation), BENCH_PROTOCOLS seconds per run of scenario B through
-each protocol (4, five rounds; 0 skips ``bench.protocols``), BENCH_FLEET seconds per fleet
-scenario (5; 0 skips the fleet figure, ``bench.fleet``), BENCH_WORKERS per server (2),
+each protocol (4, five rounds; 0 skips ``bench.protocols``), BENCH_OVERLOAD seconds per
+step of the overload curve (5, twelve steps; 0 skips ``bench.overload``), BENCH_FLEET
+seconds per fleet scenario (5; 0 skips the fleet figure, ``bench.fleet``), BENCH_WORKERS
+per server (2),
 BENCH_MODELS (``demo,linear``; also ``heavy``; the ablation and the wins always use their
 models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
 about eight minutes on two cores.
@@ -54,6 +56,7 @@ from bench import (
     load,
     memory,
     models,
+    overload,
     profile,
     protocols,
     report,
@@ -84,6 +87,7 @@ class Config:
     ablation_s: int
     fleet_s: int
     protocols_s: int
+    overload_s: int
     workers: int
     models: tuple[str, ...]
     servers: tuple[str, ...]
@@ -100,6 +104,7 @@ class Config:
             ablation_s=int(os.environ.get("BENCH_ABLATION", "5")),
             fleet_s=int(os.environ.get("BENCH_FLEET", "5")),
             protocols_s=int(os.environ.get("BENCH_PROTOCOLS", "4")),
+            overload_s=int(os.environ.get("BENCH_OVERLOAD", "5")),
             workers=int(os.environ.get("BENCH_WORKERS", "2")),
             models=_names("BENCH_MODELS", "demo,linear", models.NAMES),
             servers=_names("BENCH_SERVERS", "ours,naive", servers.NAMES),
@@ -321,6 +326,7 @@ def main() -> None:
     ablated: list[ServerRun] = []
     fleet_runs: list[ServerRun] = []
     fronts: list[protocols.FrontResult] = []
+    curves: list[overload.Curve] = []
     fleet_servers = fleet.servers(logs / "fleet") if config.fleet_s else []
     main_load = Schedule(load.SCENARIOS, config.duration_s, config.warmup_s, config.profile_s)
     shutil.rmtree(RESULTS / "profiles", ignore_errors=True)
@@ -357,6 +363,15 @@ def main() -> None:
                 config.protocols_s,
                 config.warmup_s,
             )
+        if config.overload_s:
+            log(f"overload curve: {config.overload_s} s per step")
+            curves = overload.run(
+                artifacts[overload.MODEL],
+                logs / "overload",
+                Path(workdir),
+                config.overload_s,
+                config.warmup_s,
+            )
         if fleet_servers:
             log(f"fleet: {fleet.REPLICAS} replicas vs one, {config.fleet_s} s per scenario")
             fleet_load = Schedule(fleet.SCENARIOS, config.fleet_s, config.warmup_s)
@@ -365,7 +380,11 @@ def main() -> None:
             )
     results = report.Results(
         settings=facts,
-        thresholds=thresholds.check(runs, ablated, config.workers) + protocols.checks(fronts),
+        thresholds=[
+            *thresholds.check(runs, ablated, config.workers),
+            *protocols.checks(fronts),
+            *overload.checks(curves),
+        ],
         runs=runs,
         ablation=ablated,
         changes={variant.name: variant.change for variant in variants},
@@ -374,6 +393,7 @@ def main() -> None:
         zoo=zoo_results,
         fleet=fleet_runs,
         protocols=fronts,
+        overload=curves,
         servers={server.name: server.description for server in fleet_servers},
     )
     (RESULTS / "results.json").write_bytes(
@@ -382,8 +402,13 @@ def main() -> None:
     text = report.markdown(results)
     (RESULTS / "report.md").write_text(text)
     report.chart(ceilings, runs, RESULTS / "bench.png")
+    if curves:
+        report.overload_chart(curves, RESULTS / "overload.png")
     print(text)
-    log(f"wrote report.md, bench.png and results.json (raw) in {RESULTS}; server logs in {logs}")
+    log(
+        f"wrote report.md, bench.png, overload.png and results.json (raw) in {RESULTS};"
+        f" server logs in {logs}"
+    )
 
 
 if __name__ == "__main__":

@@ -85,7 +85,13 @@ def run(seconds: int, workdir: Path) -> Soak:
         run_dir=workdir / "run",
         port=free_port(),
         metrics_port=free_port(),
-        env={"MODEL_SIGNING_KEY": KEY, "GUNICORN_MAX_REQUESTS": "0", "WEB_CONCURRENCY": "2"},
+        env={
+            "MODEL_SIGNING_KEY": KEY,
+            "GUNICORN_MAX_REQUESTS": "0",
+            "WEB_CONCURRENCY": "2",
+            # Steady load, not overload: nginx admits every connection.
+            "MAX_INFLIGHT_PREDICTIONS": str(4 * STEADY.connections),
+        },
     )
     soak = Soak(seconds)
     warm_up_slices = max(1, min(6, seconds // SLICE_S // 3))

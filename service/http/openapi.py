@@ -60,10 +60,20 @@ NGINX_CODES: dict[int, tuple[str, ...]] = {
 
 DEPLOYMENT_FAILURES: dict[int, str] = {
     500: "A bug (`internal_error`): no trace in the body; the log has it under the request id.",
-    503: "Unavailable for now (no worker answered, model not ready, worker replaced): retry.",
+    429: "Past this client's request rate (`too_many_requests`, nginx's CLIENT_RATE; the probes "
+    "and the admin API are exempt): retry after Retry-After.",
+    503: "Unavailable for now: full (`overloaded`: nginx's cap on predictions in flight, or the "
+    "worker's MAX_QUEUED_ROWS), no worker answered, model not ready, worker replaced: retry "
+    "after Retry-After.",
     504: "Too slow: a prediction past its deadline, or no answer in time for nginx.",
 }
 """Failures any operation can meet, added to every operation."""
+
+RETRY_STATUSES = frozenset({"429", "503"})
+RETRY_AFTER: JSON = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
 
 ADMIN_FAILURES: dict[int, str] = {
     401: "No bearer token (`unauthorized`).",
@@ -589,10 +599,11 @@ def operation_for(rule: Rule, method: str, declaration: Operation, ctx: Context)
         ]
     for status, why in DEPLOYMENT_FAILURES.items():
         result["responses"].setdefault(str(status), failure(status, why, declaration.error_body))
-    for response in result["responses"].values():
-        response.setdefault("headers", {}).setdefault(
-            "X-Request-ID", {"$ref": "#/components/headers/X-Request-ID"}
-        )
+    for status, response in result["responses"].items():
+        headers = response.setdefault("headers", {})
+        headers.setdefault("X-Request-ID", {"$ref": "#/components/headers/X-Request-ID"})
+        if status in RETRY_STATUSES:
+            headers.setdefault("Retry-After", RETRY_AFTER)
     return result
 
 

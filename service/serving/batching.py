@@ -147,6 +147,11 @@ class Batcher:
         assert job.result is not None
         return job.result
 
+    @property
+    def queued_rows(self) -> int:
+        """Rows waiting for the model (not those it is scoring)."""
+        return self._queued_rows
+
     def admit(self) -> None:
         """Refuse a request before it is read when the queue holds MAX_QUEUED_ROWS already.
         Read without the lock: a request let in by a stale count is checked again, with its

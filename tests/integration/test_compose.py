@@ -557,7 +557,7 @@ def test_test_service_runs_make_test(compose: dict[str, Any], stages: dict[str, 
     """`docker-compose run test` is the containerized `make test`, never started by `up`."""
     test = service(compose, "test")
     words = command_words(test)
-    assert words == ["make", "test", "TEST_EXCLUDE=fleet k8s soak fuzz"], words
+    assert words == ["make", "test", "TEST_EXCLUDE=fleet k8s soak fuzz overload"], words
     assert "test" in test.get("profiles", []), "without a profile `up` would run the tests"
     target = test["build"].get("target")
     assert target in stages, f"build target {target!r} is not a Dockerfile stage"

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from bench import openloop
@@ -150,6 +151,7 @@ cost per call (as a pipeline's overhead is), with the cores free, so the run mea
 admission and batching rather than two cores shared with the load generator."""
 
 
+@pytest.mark.overload
 def test_five_times_capacity_is_refused_cleanly_and_what_is_admitted_stays_fast(
     tmp_path: Path,
 ) -> None:

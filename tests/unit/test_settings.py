@@ -63,6 +63,7 @@ def test_unsigned_models_need_an_explicit_choice() -> None:
         ({"UNKNOWN_COLUMNS": "drop"}, "UNKNOWN_COLUMNS must be one of"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of"),
         ({"MODEL_NAME": "my/model"}, "MODEL_NAME must be 1-128 of"),
+        ({"MAX_QUEUED_ROWS": "-1"}, "MAX_QUEUED_ROWS must be 0"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(environ: dict[str, str], fragment: str) -> None:

@@ -77,8 +77,10 @@ def test_a_draining_replica_fails_readyz_but_still_predicts(app: Any) -> None:
     answers what reaches it."""
     client = app.test_client()
     app.extensions["runtime"].draining = lambda: True
-    error = error_of(client.get("/readyz"), 503, "not_ready")
+    not_ready = client.get("/readyz")
+    error = error_of(not_ready, 503, "not_ready")
     assert error["message"] == "stopping: draining before the graceful stop"
+    assert not_ready.headers["Retry-After"] == "2"
     response = client.post("/model/predict", json={"data": ROWS})
     assert response.status_code == 200, response.get_json()
 
@@ -388,3 +390,43 @@ def test_a_csv_error_names_the_line(client: FlaskClient) -> None:
     )
     answer = client.post("/model/predict?output=all", data=text, content_type="text/csv")
     assert "?output= must be one of" in error_of(answer, 400, "bad_request")["message"]
+
+
+@pytest.mark.parametrize("path", ["/model/predict", "/invocations", "/v2/models/pipeline/infer"])
+def test_a_full_worker_refuses_a_prediction_before_reading_its_body(app: Flask, path: str) -> None:
+    """The body is not even JSON: a 503 rather than a 400 proves it was never read."""
+    runtime = app.extensions["runtime"]
+    batcher = runtime.serving.batcher
+    batcher.max_queued_rows = 4
+    batcher._queued_rows = 4  # as if requests of other threads waited for the model
+    response = app.test_client().post(path, data=b"{not json", content_type="application/json")
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == "1"
+    assert "MAX_QUEUED_ROWS" in response.get_data(as_text=True)
+    shed = runtime.metrics.registry.get_sample_value("model_requests_shed_total")
+    assert shed == 1
+    batcher._queued_rows = 0
+    assert app.test_client().get("/readyz").status_code == 200, "a full worker is not unready"
+
+
+def test_predictions_in_flight_are_counted_beside_nginxs_cap(app: Flask) -> None:
+    runtime = app.extensions["runtime"]
+    registry = runtime.metrics.registry
+    seen: list[float | None] = []
+    predict = runtime.predict
+
+    def observing(*args: Any, **kwargs: Any) -> Any:
+        seen.append(registry.get_sample_value("model_predictions_in_flight"))
+        return predict(*args, **kwargs)
+
+    runtime.predict = observing
+    client = app.test_client()
+    response = client.post("/model/predict", json={"data": ROWS}, headers={"X-Inflight-Limit": "8"})
+    assert response.status_code == 200
+    assert seen == [1.0]
+    assert registry.get_sample_value("model_predictions_in_flight") == 0.0
+    assert registry.get_sample_value("model_predictions_in_flight_limit") == 8.0
+    client.post("/model/predict", json={"data": ROWS}, headers={"X-Inflight-Limit": "eight"})
+    assert registry.get_sample_value("model_predictions_in_flight_limit") == 8.0
+    assert client.get("/usage").status_code == 200
+    assert seen == [1.0, 1.0], "only predictions are counted"

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from sklearn.pipeline import Pipeline
 
 from deploy.processes import wait_until
-from service.errors import DeadlineExpired, PredictionFailed, WorkerRestarting
+from service.errors import DeadlineExpired, Overloaded, PredictionFailed, WorkerRestarting
 from service.model import compat, payload
 from service.model.predictor import Model
 from service.model.schema import Column, Schema
@@ -250,3 +250,66 @@ def test_a_request_past_its_deadline_while_queued_is_never_scored() -> None:
     assert registry.get_sample_value("model_requests_expired_total") == 1
     on_time = request(PICKY_SCHEMA, {"data": {"x": [8.0]}})
     assert batcher.predict(on_time, deadline=time.monotonic() + 10).predictions == [True]
+
+
+def occupied(batcher: Batcher, model: Model) -> threading.Thread:
+    """A request the (slow) model is scoring, so what comes next queues."""
+    leader = threading.Thread(
+        target=batcher.predict, args=(request(PICKY_SCHEMA, {"data": {"x": [1.0]}}),)
+    )
+    leader.start()
+    wait_until(lambda: model.estimator.calls_ == 1, timeout=10)
+    return leader
+
+
+def queue_then(batcher: Batcher, rows: int) -> threading.Thread:
+    """Queue a request of ``rows`` rows behind the one being scored."""
+    document = {"data": {"x": [1.0] * rows}}
+    waiter = threading.Thread(target=batcher.predict, args=(request(PICKY_SCHEMA, document),))
+    waiter.start()
+    wait_until(lambda: batcher.queued_rows == rows, timeout=10)
+    return waiter
+
+
+def test_a_full_queue_refuses_before_reading_and_past_its_rows_after() -> None:
+    model = picky_model(delay=0.5)
+    shed = metrics()
+    batcher = Batcher(model, shed, max_queued_rows=3)
+    leader = occupied(batcher, model)
+    waiter = queue_then(batcher, 2)
+    batcher.admit()  # 2 rows wait, under the bound: admitted to be read
+    with pytest.raises(Overloaded) as past:
+        batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [1.0, 2.0]}}))
+    assert past.value.details == {"queued_rows": 2, "max_queued_rows": 3}
+    assert past.value.retry_after_s == 1
+    third = threading.Thread(
+        target=batcher.predict, args=(request(PICKY_SCHEMA, {"data": {"x": [3.0]}}),)
+    )
+    third.start()
+    wait_until(lambda: batcher.queued_rows == 3, timeout=10)
+    with pytest.raises(Overloaded):
+        batcher.admit()  # full: refused before the body is read
+    for thread in (leader, waiter, third):
+        thread.join(timeout=10)
+    assert shed.registry.get_sample_value("model_requests_shed_total") == 2
+    assert batcher.queued_rows == 0, "every row that left the queue was counted out"
+    assert 2.0 not in model.estimator.seen_, "a refused request never reaches the model"
+
+
+def test_a_request_larger_than_the_bound_runs_when_nothing_waits() -> None:
+    model = picky_model(delay=0)
+    batcher = Batcher(model, metrics(), max_queued_rows=2)
+    batcher.admit()
+    result = batcher.predict(request(PICKY_SCHEMA, {"data": {"x": [1.0, 2.0, 3.0, -4.0]}}))
+    assert result.predictions == [True, True, True, False]
+
+
+def test_no_bound_admits_whatever_waits() -> None:
+    model = picky_model(delay=0.5)
+    batcher = Batcher(model, metrics(), max_queued_rows=0)
+    leader = occupied(batcher, model)
+    waiter = queue_then(batcher, 50)
+    batcher.admit()
+    for thread in (leader, waiter):
+        thread.join(timeout=10)
+    assert batcher.queued_rows == 0
