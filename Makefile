@@ -118,11 +118,14 @@ PODMAN_TOOLS := podman:podman runc:runc netavark:netavark aardvark-dns:aardvark-
 STAND_IN_TOOLS := debootstrap:debootstrap
 COMPOSE_PORT ?= 8080
 COMPOSE_PROMETHEUS_PORT ?= 9090
+COMPOSE_TLS_PORT ?= 8443
 COMPOSE_REPLICAS ?= 1
 
-compose-up: $(STAMP) $(KEY) $(TOKEN) ## Build and start docker-compose.yml (Docker, else podman) on COMPOSE_PORT=8080, COMPOSE_REPLICAS=1
+compose-up: $(STAMP) $(KEY) $(TOKEN) ## Build and start docker-compose.yml (Docker, else podman) on COMPOSE_PORT=8080 (TLS 8443), COMPOSE_REPLICAS=1
 	@test -e binary/pipeline.pkl || $(PY) -m service demo --out binary --key-file $(KEY)
+	@sh deploy/apt-need.sh openssl:openssl
 	@$(PY) -m deploy.compose up --port $(COMPOSE_PORT) --prometheus-port $(COMPOSE_PROMETHEUS_PORT) \
+	  --tls-port $(COMPOSE_TLS_PORT) \
 	  --podman-tools "$(PODMAN_TOOLS)" --stand-in-tools "$(STAND_IN_TOOLS)" \
 	  --key-file $(KEY) --token-file $(TOKEN) --replicas $(COMPOSE_REPLICAS)
 

@@ -58,6 +58,7 @@ import yaml
 
 from deploy import haproxy_config
 from deploy.processes import holder_of, port_free
+from deploy.run import self_signed
 from deploy.stack import INFLIGHT_PER_WORKER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -679,6 +680,21 @@ def base_images_command(
 @click.option(
     "--prometheus-port", envvar="COMPOSE_PROMETHEUS_PORT", default=9090, show_default=True
 )
+@click.option(
+    "--tls-port", envvar="COMPOSE_TLS_PORT", default=8443, show_default=True, help="nginx, TLS."
+)
+@click.option(
+    "--tls-cert-file",
+    envvar="COMPOSE_TLS_CERT",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="With --tls-key-file: the certificate nginx serves (default: make run TLS=1's "
+    "self-signed one, for localhost, in .run/tls/).",
+)
+@click.option(
+    "--tls-key-file",
+    envvar="COMPOSE_TLS_KEY",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+)
 @click.option("--key-file", default=RUN_DIR / "signing-key", type=click.Path(path_type=Path))
 @click.option("--token-file", default=RUN_DIR / "admin-token", type=click.Path(path_type=Path))
 @click.option(
@@ -699,6 +715,9 @@ def up(
     host: str,
     port: int,
     prometheus_port: int,
+    tls_port: int,
+    tls_cert_file: Path | None,
+    tls_key_file: Path | None,
     key_file: Path,
     token_file: Path,
     replicas: int,
@@ -713,10 +732,28 @@ def up(
         ENGINE_FILE.write_text(chosen.name + "\n")
         log.write_text("")
         ensure_base_images(chosen, base_images, log, stand_in_tools.split())
-        write_secrets(chosen, {"signing-key": key_file, "admin-token": token_file})
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise Fail("--tls-cert-file and --tls-key-file go together")
+        if tls_cert_file is not None and tls_key_file is not None:
+            cert, key = tls_cert_file, tls_key_file
+        else:
+            cert, key = self_signed(RUN_DIR / "tls")
+        write_secrets(
+            chosen,
+            {
+                "signing-key": key_file,
+                "admin-token": token_file,
+                "tls-cert": cert,
+                "tls-key": key,
+            },
+        )
         if not chosen.containers(project):  # a running stack of ours holds them: up recreates it
             probe = "127.0.0.1" if host == "0.0.0.0" else host
-            published = (("COMPOSE_PORT", port), ("COMPOSE_PROMETHEUS_PORT", prometheus_port))
+            published = (
+                ("COMPOSE_PORT", port),
+                ("COMPOSE_TLS_PORT", tls_port),
+                ("COMPOSE_PROMETHEUS_PORT", prometheus_port),
+            )
             for variable, number in published:
                 if not port_free(probe, number):
                     raise Fail(
@@ -726,6 +763,7 @@ def up(
         chosen.env.update(
             COMPOSE_HOST=host,
             COMPOSE_PORT=str(port),
+            COMPOSE_TLS_PORT=str(tls_port),
             COMPOSE_PROMETHEUS_PORT=str(prometheus_port),
             COMPOSE_MAX_INFLIGHT=str(inflight_cap(replicas)),
         )

@@ -52,7 +52,11 @@ NGINX_SETTINGS = frozenset(
 )
 """Settings in a stack's ``env`` that nginx's templates read (deploy/nginx/render.sh) too."""
 INFLIGHT_PER_WORKER = 4
-"""nginx's cap on predictions in flight, per gunicorn worker (deploy/nginx/limits.conf)."""
+"""nginx's cap on predictions in flight (MAX_INFLIGHT_PREDICTIONS), per gunicorn worker: one
+call scoring, the next batch forming behind it, two being read. Measured on 2 cores (make
+bench, the overload curve; README, "Under load"): the 200s' p99 at overload grew with the
+cap, and at the threads' cap (16 per worker) 1,000-row requests collapsed, goodput falling
+by a third. Below the threads, so probes and metadata always find one."""
 
 
 class StackError(RuntimeError):

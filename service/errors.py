@@ -23,6 +23,7 @@ never has to guess a status code from a library's exception::
     ├── Untrusted                 422 untrusted_artifact
     │   ├── SignatureMissing      422 signature_missing
     │   └── SignatureInvalid      422 signature_invalid
+    ├── VersionSkew               422 version_skew     (pickled by another scikit-learn minor)
     ├── CandidateRejected         422 candidate_rejected (failed the isolated check)
     ├── StoreUnavailable          507 store_unavailable  (disk full, read-only store)
     ├── ReloadFailed              500 reload_failed
@@ -168,6 +169,15 @@ class SignatureMissing(Untrusted):
 
 class SignatureInvalid(Untrusted):
     code = "signature_invalid"
+
+
+class VersionSkew(ServiceError):
+    """The model was pickled with another scikit-learn minor version than the running one,
+    and VERSION_SKEW=refuse (the default) refuses it: it could unpickle or predict
+    differently (``service.model.skew``)."""
+
+    status_code = 422
+    code = "version_skew"
 
 
 class CandidateRejected(ServiceError):

@@ -17,6 +17,7 @@ from typing import Any
 
 UNKNOWN_COLUMN_POLICIES = ("reject", "ignore")
 BOOT_MODELS = ("active", "model_path")
+VERSION_SKEW_POLICIES = ("refuse", "warn")
 MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -124,6 +125,10 @@ class Settings:
     )
     """Protect ``GET /model/download`` with the admin token too."""
 
+    version_skew: str = field(default="refuse", metadata={"env": "VERSION_SKEW"})
+    """A model pickled by another scikit-learn: ``refuse`` another minor version (boot,
+    upload; a patch release only warns), or ``warn`` and serve (``service.model.skew``)."""
+
     max_upload_bytes: int = field(default=512 * 1024 * 1024, metadata={"env": "MAX_UPLOAD_BYTES"})
     """Largest artifact the admin API accepts."""
 
@@ -142,6 +147,10 @@ class Settings:
             raise SettingsError(
                 f"UNKNOWN_COLUMNS must be one of {UNKNOWN_COLUMN_POLICIES}, "
                 f"got {self.unknown_columns!r}"
+            )
+        if self.version_skew not in VERSION_SKEW_POLICIES:
+            raise SettingsError(
+                f"VERSION_SKEW must be one of {VERSION_SKEW_POLICIES}, got {self.version_skew!r}"
             )
         if self.boot_model not in BOOT_MODELS:
             raise SettingsError(f"BOOT_MODEL must be one of {BOOT_MODELS}, got {self.boot_model!r}")

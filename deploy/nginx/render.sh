@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${TLS_LISTEN:=127.0.0.1:8443}"                # the TLS listener (TLS_PORT in the README)
 : "${TLS_REDIRECT:=off}"                         # on: plain HTTP answers 308 to TLS_LISTEN
 : "${HSTS_MAX_AGE:=31536000}"                    # Strict-Transport-Security over TLS
-: "${MAX_INFLIGHT_PREDICTIONS:=8}"              # predictions in flight to the app (limits.conf)
+: "${MAX_INFLIGHT_PREDICTIONS:=8}"              # predictions in flight (4 per worker; below)
 : "${CLIENT_RATE:=2000r/s}"                      # each client's request rate (limits.conf)
 : "${CLIENT_BURST:=2000}"                        # ... and the burst above it
 : "${REAL_IP_FROM:=}"                            # proxies whose X-Forwarded-For names the client
@@ -48,6 +48,28 @@ elif [ -n "$TLS_CERT_FILE$TLS_KEY_FILE" ]; then
 else
   echo "# TLS off: TLS_CERT_FILE and TLS_KEY_FILE are unset." > "$out/tls-listener.conf"
 fi
+# The predictions' upstream: the socket listed up to three times (nginx resends a prediction
+# only to "the next server"), MAX_INFLIGHT_PREDICTIONS shared out as their max_conns. Past
+# it, nginx has no server to try and answers at once (errors.conf: 503 `overloaded`).
+# Upstream connections, not requests: a client still uploading holds none, so slow clients
+# cannot fill it. The zone shares the counts between nginx's worker processes.
+case $MAX_INFLIGHT_PREDICTIONS in
+  '' | *[!0-9]* | 0) echo "render.sh: MAX_INFLIGHT_PREDICTIONS must be a whole number >= 1" >&2; exit 2 ;;
+esac
+left=$MAX_INFLIGHT_PREDICTIONS
+entries=3
+if [ "$left" -lt 3 ]; then entries=$left; fi
+{
+  echo "upstream predictions {"
+  echo "    zone predictions 64k;"
+  while [ "$entries" -gt 0 ]; do
+    share=$(( (left + entries - 1) / entries ))
+    echo "    server $UPSTREAM max_fails=0 max_conns=$share;"
+    left=$(( left - share ))
+    entries=$(( entries - 1 ))
+  done
+  echo "}"
+} > "$out/predictions-upstream.conf"
 # Behind proxies (REAL_IP_FROM: their addresses or CIDRs), the client is the address they
 # put in X-Forwarded-For: per-client limits and the logs then see clients, not the proxy.
 : > "$out/realip.conf"

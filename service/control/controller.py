@@ -47,7 +47,7 @@ from service.errors import (
     ServiceError,
     StoreUnavailable,
 )
-from service.model import predictor, signing
+from service.model import predictor, signing, skew
 from service.model.predictor import Feature, ModelSummary, Sha256, Timestamp
 from service.serving.metrics import Metrics
 from service.serving.runtime import Runtime
@@ -63,9 +63,23 @@ RETIRE_LINGER = 2.5
 (STOP_KEEPALIVE_LINGER); after that no old worker but the caller can answer."""
 
 
+def judge_skew(trained_sklearn: str | None, settings: Settings) -> None:
+    """VERSION_SKEW's verdict on a model pickled with ``trained_sklearn``: raises
+    VersionSkew, or logs the one line that names both versions (``service.model.skew``)."""
+    warning = skew.judge(trained_sklearn, settings.version_skew)
+    if warning is not None:
+        log.warning(warning)
+
+
 def boot_model(settings: Settings, store: Store) -> predictor.Model:
-    """The model to serve at start-up (see ``Settings.boot_model``): the store's active
-    version, or ``MODEL_PATH``, which then becomes the active version."""
+    """The model to serve at start-up (see ``Settings.boot_model``), once VERSION_SKEW let
+    it: the store's active version, or ``MODEL_PATH``, which then becomes the active one."""
+    model = _boot_model(settings, store)
+    judge_skew(model.trained_sklearn, settings)
+    return model
+
+
+def _boot_model(settings: Settings, store: Store) -> predictor.Model:
     active = store.active()
     if active is not None and (
         settings.boot_model == "active" or file_sha256(settings.model_path) == active
@@ -234,6 +248,7 @@ class Control:
                 memory_mb=self.settings.candidate_memory_mb,
                 fast_path=self.settings.fast_path,
             )
+            judge_skew(metadata["versions"]["packed"]["sklearn"], self.settings)
         except ServiceError:
             self._remember(sha256, accepted=False)
             raise

@@ -49,7 +49,8 @@ def sha256_hex(data: bytes) -> str:
 
 def unpickle(data: bytes, *, source: Path) -> tuple[Any, str | None]:
     """Unpickle trusted bytes; returns the object and the scikit-learn version it was pickled
-    with when that differs from ours (scikit-learn reports it as a warning on load)."""
+    with when that differs from ours (scikit-learn reports it as a warning on load), or the
+    versions, comma-separated, when its parts were pickled by several."""
     compat.install()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
@@ -71,7 +72,7 @@ def unpickle(data: bytes, *, source: Path) -> tuple[Any, str | None]:
         for w in caught
         if isinstance(w.message, InconsistentVersionWarning)
     }
-    return obj, (versions.pop() if len(versions) == 1 else None)
+    return obj, (", ".join(sorted(versions)) or None)
 
 
 def load(path: Path, key: bytes | None = None) -> Artifact:

@@ -282,6 +282,13 @@ class Model:
             return f"warm-up prediction on the example row failed: {exc}"
         return None
 
+    @property
+    def trained_sklearn(self) -> str:
+        """The scikit-learn that pickled the model: the packed record's, else what unpickling
+        warned of, else this one (a Pipeline is an estimator: scikit-learn warns whenever
+        its recorded version differs)."""
+        return self.schema.packed.get("sklearn") or self.packed_sklearn or sklearn.__version__
+
     def metadata(self) -> ModelMetadata:
         """What ``GET /model`` shows: features, steps, task, identity and versions."""
         return ModelMetadata(
@@ -306,7 +313,7 @@ class Model:
             schema_source=self.schema.source,
             versions=Versions(
                 packed=Toolchain(
-                    sklearn=self.schema.packed.get("sklearn") or self.packed_sklearn,
+                    sklearn=self.trained_sklearn,
                     python=self.schema.packed.get("python"),
                 ),
                 running=Toolchain(sklearn=sklearn.__version__, python=platform.python_version()),

@@ -104,8 +104,9 @@ class Metrics:
         self.info = Gauge(
             "model_info",
             "The served model (value 1); labels identify it.",
-            # path: plan, fallback or pipeline (see ModelMetadata.serving_path)
-            ["sha256", "model_type", "loaded_at", "path"],
+            # path: plan, fallback or pipeline (see ModelMetadata.serving_path); trained_sklearn:
+            # the scikit-learn that pickled it (VERSION_SKEW, service.model.skew)
+            ["sha256", "model_type", "loaded_at", "path", "trained_sklearn"],
             multiprocess_mode="livemax",
             registry=self.registry,
         )
@@ -136,7 +137,7 @@ class Metrics:
             multiprocess_mode="max",
             registry=self.registry,
         )
-        self._published: tuple[int, tuple[str, str, str, str]] | None = None
+        self._published: tuple[int, tuple[str, ...]] | None = None
 
     def publish_model(self, model: Any, *, ready: bool) -> None:
         """Set this process's model gauges; cheap per request: acts once per pid and model."""
@@ -145,6 +146,7 @@ class Metrics:
             type(model.estimator).__name__,
             model.loaded_at,
             model.serving_path.path,
+            model.trained_sklearn,
         )
         current = (os.getpid(), labels)
         if self._published == current:

@@ -317,9 +317,22 @@ def test_secrets_are_the_copies_the_app_can_read(compose: dict[str, Any]) -> Non
     mode-600 originals would be unreadable ("Permission denied"). make compose-up writes
     copies owned by the app's uid (deploy/compose.py); the compose file must point there."""
     secrets = compose.get("secrets", {})
-    assert set(secrets) == {"signing_key", "admin_token"}, secrets
+    assert set(secrets) == {"signing_key", "admin_token", "tls_cert", "tls_key"}, secrets
     for name, secret in secrets.items():
         assert Path(secret["file"]).parent == compose_up.SECRETS, f"{name}: {secret['file']}"
+
+
+def test_nginx_serves_tls_with_the_certificate_from_secrets(compose: dict[str, Any]) -> None:
+    nginx = service(compose, "nginx")
+    env = environment(nginx)
+    assert {s["source"] if isinstance(s, dict) else s for s in nginx["secrets"]} == {
+        "tls_cert",
+        "tls_key",
+    }
+    assert env["TLS_CERT_FILE"] == "/run/secrets/tls_cert"
+    assert env["TLS_KEY_FILE"] == "/run/secrets/tls_key"
+    tls = port_of(env["TLS_LISTEN"])
+    assert (8443, tls) in published(nginx), "the TLS listener is published (COMPOSE_TLS_PORT)"
 
 
 def test_published_ports_are_loopback_by_default(compose: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ class Compose:
     folder: Path
     port: int
     prometheus_port: int
+    tls_port: int
     engine: str = ""
     """The engine `make compose-up` chose (docker or podman), once it is up."""
 
@@ -74,6 +75,7 @@ class Compose:
         env = shell_env()
         env.update(
             COMPOSE_PORT=str(self.port),
+            COMPOSE_TLS_PORT=str(self.tls_port),
             COMPOSE_PROMETHEUS_PORT=str(self.prometheus_port),
             COMPOSE_REPLICAS=str(REPLICAS),
         )
@@ -131,7 +133,7 @@ def copy_worktree(source: Path, target: Path) -> None:
 def containers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     folder = tmp_path_factory.mktemp("compose") / f"composetest{os.getpid()}"
     copy_worktree(ROOT, folder)
-    compose = Compose(folder, free_port(), free_port())
+    compose = Compose(folder, free_port(), free_port(), free_port())
     up = compose.run("make", "--no-print-directory", "compose-up", timeout=1200)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -157,6 +159,18 @@ def test_predictions_through_nginx_equal_in_process(containers: Compose) -> None
     np.testing.assert_allclose(
         answer.json()["probabilities"], pipeline.predict_proba(frame), rtol=1e-12, atol=0
     )
+
+
+def test_tls_answers_with_the_certificate_mounted_as_a_secret(containers: Compose) -> None:
+    """make compose-up copied make run TLS=1's self-signed certificate into the secret."""
+    cert = containers.folder / ".run" / "tls" / "cert.pem"
+    secret = containers.folder / ".run" / "compose" / "secrets" / "tls-cert"
+    assert secret.read_bytes() == cert.read_bytes()
+    answer = requests.get(
+        f"https://127.0.0.1:{containers.tls_port}/readyz", verify=cert, timeout=30
+    )
+    assert answer.json()["status"] == "ready"
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
 def query(containers: Compose, promql: str) -> list[str]:

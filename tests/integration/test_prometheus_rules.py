@@ -49,7 +49,7 @@ def test_alert_rules_are_valid() -> None:
     """A PromQL syntax error in alerts.yml would make Prometheus reject the
     whole rule file, silently leaving the service without any alert."""
     output = _run("check", "rules", str(PROM_DIR / "alerts.yml"))
-    assert "4 rules found" in output, output
+    assert "5 rules found" in output, output
 
 
 def test_alert_rules_unit_tests_pass() -> None:

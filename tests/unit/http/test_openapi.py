@@ -154,7 +154,7 @@ ROOT = Path(__file__).resolve().parents[3]
 NGINX_PAGE = re.compile(r"return (\d{3}) '(\{.*\})';")
 """An nginx error page: ``return <status> '<JSON body>';`` (deploy/nginx/errors.conf)."""
 NGINX_MAP = re.compile(r"^map \S+ \$(\w+) \{\n(.*?)^\}", re.M | re.S)
-NGINX_MAP_ENTRY = re.compile(r'^\s*(\S+)\s+"?(.*?)"?;$', re.M)
+NGINX_MAP_ENTRY = re.compile(r'^\s*("[^"]*"|\S+)\s+"?(.*?)"?;$', re.M)
 
 
 def nginx_maps() -> dict[str, dict[str, str]]:

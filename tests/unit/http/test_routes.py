@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,24 @@ def test_predictions_in_flight_are_counted_beside_nginxs_cap(app: Flask) -> None
     assert registry.get_sample_value("model_predictions_in_flight_limit") == 8.0
     assert client.get("/usage").status_code == 200
     assert seen == [1.0, 1.0], "only predictions are counted"
+
+
+NGINX = Path(__file__).resolve().parents[3] / "deploy" / "nginx"
+PROBE_LOCATION = re.compile(r"location ~ (\^/\(healthz\|.*?\)\$) \{")
+
+
+def test_the_probes_nginx_never_limits_are_the_apps_probes(client: FlaskClient) -> None:
+    """public.conf exempts the probes from every limit, and maps.conf from the TLS redirect:
+    the same paths, each a probe the app answers, and nothing else."""
+    found = PROBE_LOCATION.search((NGINX / "public.conf").read_text())
+    assert found is not None
+    probe = found.group(1)
+    sha256 = client.get("/model").get_json()["sha256"]
+    probes = ["/healthz", "/readyz", "/ping", "/health", "/v2/health/live", "/v2/health/ready"]
+    probes += ["/v2/models/pipeline/ready", f"/v2/models/pipeline/versions/{sha256}/ready"]
+    for path in probes:
+        assert re.match(probe, path), path
+        assert client.get(path).status_code == 200, path
+    for path in ("/model/predict", "/usage", "/v2/models/pipeline/infer", "/admin/models"):
+        assert not re.match(probe, path), path
+    assert f"[^:]*:{probe[1:]} 0;" in (NGINX / "maps.conf").read_text()

@@ -21,12 +21,14 @@ FIRST = SimpleNamespace(
     estimator=LogisticRegression(),
     loaded_at="2026-01-01",
     serving_path=SimpleNamespace(path="plan"),
+    trained_sklearn="1.7.2",
 )
 SECOND = SimpleNamespace(
     sha256="b" * 64,
     estimator=Ridge(),
     loaded_at="2026-01-02",
     serving_path=SimpleNamespace(path="fallback"),
+    trained_sklearn="1.8.0",
 )
 
 
@@ -36,6 +38,7 @@ def info(registry: CollectorRegistry, model: SimpleNamespace) -> float | None:
         "model_type": type(model.estimator).__name__,
         "loaded_at": model.loaded_at,
         "path": model.serving_path.path,
+        "trained_sklearn": model.trained_sklearn,
     }
     return registry.get_sample_value("model_info", labels)
 
@@ -86,7 +89,7 @@ def test_publish_acts_once_per_process_and_model(
 ) -> None:
     """Called before every request, so a repeat for the same model and pid does nothing."""
     metrics.publish_model(FIRST, ready=True)
-    metrics.info.labels(FIRST.sha256, "LogisticRegression", FIRST.loaded_at, "plan").set(7)
+    metrics.info.labels(FIRST.sha256, "LogisticRegression", FIRST.loaded_at, "plan", "1.7.2").set(7)
     metrics.publish_model(FIRST, ready=False)
     assert info(registry, FIRST) == 7
     assert registry.get_sample_value("model_ready") == 1

@@ -253,6 +253,7 @@ def test_publish_reports_the_served_model(
             "model_type": type(model.estimator).__name__,
             "loaded_at": model.loaded_at,
             "path": model.serving_path.path,
+            "trained_sklearn": model.trained_sklearn,
         }
         return registry.get_sample_value("model_info", labels)
 
