@@ -23,12 +23,11 @@ RUN groupadd --gid 10001 app \
 
 WORKDIR /app
 
-# Dependencies first, read from pyproject.toml alone: editing service/ or deploy/ reuses this
-# layer, and only a change to pyproject.toml reinstalls numpy, scikit-learn and pandas.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(project['dependencies']))" > /tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+# Dependencies first, from the lock alone (the versions and hashes `make` installs too):
+# editing service/ or deploy/ reuses this layer, and only `make lock` reinstalls numpy,
+# scikit-learn and pandas.
+COPY requirements/runtime.txt requirements/
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.txt
 
 # ---- test: everything `make test` needs (built only with --target test) -------------------
 FROM base AS test
@@ -43,11 +42,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # The Makefile uses .venv/: build it here, seeing the runtime dependencies installed above,
-# with the dev extras on top (again from pyproject.toml alone, for the layer cache).
+# with the rest of the dev lock on top (again from the lock alone, for the layer cache).
+COPY requirements/dev.txt requirements/
 RUN python -m venv --system-site-packages .venv \
- && python -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(project['optional-dependencies']['dev']))" > /tmp/requirements-dev.txt \
- && .venv/bin/pip install --no-cache-dir -r /tmp/requirements-dev.txt \
- && rm /tmp/requirements-dev.txt
+ && .venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements/dev.txt
 
 # The whole repository minus .dockerignore: tests, Makefile, deploy/, compose file...
 COPY --chown=app:app . .
@@ -62,10 +60,30 @@ CMD ["make", "test"]
 # ---- runtime: the production image (the default target: keep it last) --------------------
 FROM base AS runtime
 
+COPY pyproject.toml ./
 COPY service/ service/
 RUN pip install --no-cache-dir --no-deps . \
  && rm -rf build ./*.egg-info
 COPY deploy/ deploy/
+
+# What the image contains, for `docker inspect` and for GET /model (LOCK_SHA256): the lock
+# it was built from and the versions a pickle depends on. make compose-up passes them, read
+# from requirements/runtime.txt (deploy/compose.py, image_facts); a bare `docker build`
+# leaves them "unknown".
+ARG LOCK_SHA256=unknown \
+    SKLEARN_VERSION=unknown \
+    PANDAS_VERSION=unknown \
+    NUMPY_VERSION=unknown \
+    SKLEARN_PANDAS_VERSION=unknown \
+    PYTHON_MINOR=3.11
+LABEL org.opencontainers.image.title="model-serving" \
+      io.model-serving.lock-sha256="${LOCK_SHA256}" \
+      io.model-serving.python="${PYTHON_MINOR}" \
+      io.model-serving.scikit-learn="${SKLEARN_VERSION}" \
+      io.model-serving.pandas="${PANDAS_VERSION}" \
+      io.model-serving.numpy="${NUMPY_VERSION}" \
+      io.model-serving.sklearn-pandas="${SKLEARN_PANDAS_VERSION}"
+ENV LOCK_SHA256=${LOCK_SHA256}
 
 # Set before Python starts: prometheus_client picks its multiprocess storage at import time.
 # One BLAS/OpenMP thread per gunicorn worker (workers = cores). The model is mounted at

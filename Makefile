@@ -10,13 +10,28 @@ STAMP := $(VENV)/.installed-stamp
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The venv is the lock, exactly: made afresh whenever the lock changes, every package at
+# its pinned version and hash (--no-deps: the lock already lists every dependency), then
+# this project itself. Two clones of one commit install the same set (tests/unit/test_lock.py).
+LOCK := requirements/dev.txt
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform linux \
+  --custom-compile-command "make lock" --quiet
+
+$(STAMP): $(LOCK) pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-venv: $(STAMP) ## Create the virtual environment with every dependency
+venv: $(STAMP) ## Create the virtual environment with every dependency, from the lock
+
+lock: $(STAMP) ## Re-resolve requirements/*.txt to the newest releases pyproject.toml allows; re-test the shim
+	$(VENV)/bin/uv pip compile pyproject.toml --upgrade --extra dev $(LOCK_FLAGS) -o $(LOCK)
+	$(VENV)/bin/uv pip compile pyproject.toml -c $(LOCK) $(LOCK_FLAGS) -o requirements/runtime.txt
+	@$(MAKE) --no-print-directory venv
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/model/test_compat.py
+	@git diff --stat -- requirements/ 2>/dev/null || true
 
 # Debian packages the targets use, as COMMAND:PACKAGE; deploy/apt-need.sh installs the
 # missing ones (as root) or names them. `make test` needs them all, so a fresh machine
@@ -137,5 +152,5 @@ FUZZ_ARGS ?=
 fuzz: $(STAMP) tools-run ## Fuzz every operation through nginx (schemathesis, ~10 min; FUZZ_ARGS=--help)
 	$(PY) -m tests.integration.test_fuzz $(FUZZ_ARGS)
 
-.PHONY: help venv tools-run tools-test model run fleet monitor lint format test-unit test bench soak fuzz \
+.PHONY: help venv lock tools-run tools-test model run fleet monitor lint format test-unit test bench soak fuzz \
   compose-up compose-down

@@ -59,7 +59,7 @@ import yaml
 from deploy import haproxy_config
 from deploy.processes import holder_of, port_free
 from deploy.run import self_signed
-from deploy.stack import INFLIGHT_PER_WORKER
+from deploy.stack import INFLIGHT_PER_WORKER, RUNTIME_LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "deploy" / "containers"
@@ -766,6 +766,7 @@ def up(
             COMPOSE_TLS_PORT=str(tls_port),
             COMPOSE_PROMETHEUS_PORT=str(prometheus_port),
             COMPOSE_MAX_INFLIGHT=str(inflight_cap(replicas)),
+            **image_facts(),
         )
         compose = building(chosen)
         services = compose_services_to_build()
@@ -798,6 +799,24 @@ def up(
         f"(e.g. {url}/readyz), Prometheus on http://127.0.0.1:{prometheus_port}; "
         "make compose-down removes it"
     )
+
+
+LABELLED = {
+    "scikit-learn": "SKLEARN_VERSION",
+    "pandas": "PANDAS_VERSION",
+    "numpy": "NUMPY_VERSION",
+    "sklearn-pandas": "SKLEARN_PANDAS_VERSION",
+}
+"""The packages whose versions a pickle depends on: the image's labels, by build argument."""
+
+
+def image_facts(lock: Path = RUNTIME_LOCK) -> dict[str, str]:
+    """The app image's build arguments: the lock's sha256 and its pins of :data:`LABELLED`."""
+    data = lock.read_bytes()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", data.decode(), re.M))
+    facts = {"LOCK_SHA256": hashlib.sha256(data).hexdigest()}
+    facts.update({argument: pins[package] for package, argument in LABELLED.items()})
+    return facts
 
 
 def inflight_cap(replicas: int) -> int:

@@ -23,6 +23,7 @@ only says which programs run, with what configuration, and when they are ready.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -47,6 +48,9 @@ from deploy.processes import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
+RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
+"""The lock the venv's runtime packages come from (make installs requirements/dev.txt, its
+superset at the same versions): the app shows its sha256 (LOCK_SHA256)."""
 NGINX_SETTINGS = frozenset(
     {"MAX_BODY_BYTES", "MAX_INFLIGHT_PREDICTIONS", "CLIENT_RATE", "CLIENT_BURST", "REAL_IP_FROM"}
 )
@@ -151,6 +155,7 @@ class Stack:
             "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "prometheus"),
             "DOWNLOAD_ACCEL_PREFIX": "/_artifacts/",
             "PYTHONPATH": str(ROOT),
+            "LOCK_SHA256": hashlib.sha256(RUNTIME_LOCK.read_bytes()).hexdigest(),
             **self.config.env,
         }
         env.pop("_METRICS_DIR_OWNER", None)

@@ -129,6 +129,10 @@ class Settings:
     """A model pickled by another scikit-learn: ``refuse`` another minor version (boot,
     upload; a patch release only warns), or ``warn`` and serve (``service.model.skew``)."""
 
+    lock_sha256: str = field(default="", metadata={"env": "LOCK_SHA256"})
+    """The sha256 of the lock this environment was installed from (requirements/runtime.txt):
+    the image sets it, as does deploy/stack.py; shown in ``GET /model``'s running versions."""
+
     max_upload_bytes: int = field(default=512 * 1024 * 1024, metadata={"env": "MAX_UPLOAD_BYTES"})
     """Largest artifact the admin API accepts."""
 

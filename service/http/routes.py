@@ -85,7 +85,7 @@ def usage() -> Usage:
     {200: ModelMetadata},
 )
 def model() -> ModelMetadata:
-    return runtime().model.metadata()
+    return runtime().model.metadata(runtime().settings.lock_sha256 or None)
 
 
 @bp.get("/model/download")

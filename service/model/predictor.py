@@ -8,6 +8,7 @@ OpenAPI document reads their schema, so each shape is declared here once.
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,11 +71,22 @@ class Toolchain(BaseModel):
     python: str | None
 
 
+class Environment(Toolchain):
+    """What runs the model: the versions a pickle depends on, and the lock they came from
+    (null in the records of versions stored before they were kept)."""
+
+    pandas: str | None = None
+    numpy: str | None = None
+    sklearn_pandas: str | None = None
+    lock_sha256: str | None = None
+    """The sha256 of requirements/runtime.txt, which installed them (LOCK_SHA256)."""
+
+
 class Versions(BaseModel):
     """What the artifact was packed with, and what runs it."""
 
     packed: Toolchain
-    running: Toolchain
+    running: Environment
 
 
 class ModelSummary(BaseModel):
@@ -289,8 +301,9 @@ class Model:
         its recorded version differs)."""
         return self.schema.packed.get("sklearn") or self.packed_sklearn or sklearn.__version__
 
-    def metadata(self) -> ModelMetadata:
-        """What ``GET /model`` shows: features, steps, task, identity and versions."""
+    def metadata(self, lock_sha256: str | None = None) -> ModelMetadata:
+        """What ``GET /model`` shows: features, steps, task, identity and versions (with the
+        lock that installed them, when known)."""
         return ModelMetadata(
             features=[
                 Feature(
@@ -316,7 +329,14 @@ class Model:
                     sklearn=self.trained_sklearn,
                     python=self.schema.packed.get("python"),
                 ),
-                running=Toolchain(sklearn=sklearn.__version__, python=platform.python_version()),
+                running=Environment(
+                    sklearn=sklearn.__version__,
+                    python=platform.python_version(),
+                    pandas=importlib.metadata.version("pandas"),
+                    numpy=importlib.metadata.version("numpy"),
+                    sklearn_pandas=importlib.metadata.version("sklearn-pandas"),
+                    lock_sha256=lock_sha256,
+                ),
             ),
             packed_at=self.schema.packed.get("packed_at"),
             serving_path=self.serving_path,

@@ -9,6 +9,7 @@ or variable renamed on one side only. docker-compose missing is a FAILURE, not a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -517,6 +518,28 @@ def test_inflight_cap_is_four_per_worker(compose: dict[str, Any], stages: dict[s
     cap = int(environment(service(compose, "nginx"))["MAX_INFLIGHT_PREDICTIONS"])
     assert cap == INFLIGHT_PER_WORKER * workers == compose_up.inflight_cap(1)
     assert compose_up.inflight_cap(3) == 3 * cap
+
+
+def test_the_image_is_labelled_from_the_lock(
+    compose: dict[str, Any], stages: dict[str, Stage]
+) -> None:
+    """make compose-up passes what the lock pins as build arguments; the image labels them
+    and hands the lock's sha256 to the app (LOCK_SHA256, shown by GET /model)."""
+    declared = {
+        word.split("=")[0]
+        for arguments in instructions(stages, app_stage(compose, stages), "ARG")
+        for word in shlex.split(arguments)
+    }
+    passed = set(service(compose, "app")["build"]["args"])
+    facts = compose_up.image_facts()
+    assert set(facts) == passed <= declared
+    lock = ROOT / "requirements" / "runtime.txt"
+    assert facts["LOCK_SHA256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert f"scikit-learn=={facts['SKLEARN_VERSION']} " in lock.read_text()
+    labels = " ".join(instructions(stages, app_stage(compose, stages), "LABEL"))
+    for argument in passed:
+        assert f"${{{argument}}}" in labels, argument
+    assert stage_env(stages, app_stage(compose, stages))["LOCK_SHA256"] == "${LOCK_SHA256}"
 
 
 def test_app_image_runs_gunicorn_with_the_repo_config(

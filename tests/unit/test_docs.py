@@ -14,7 +14,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
-    documented = set(re.findall(r"`([A-Z][A-Z_]+)`", README))
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", README))
     variables = {f.metadata["env"] for f in dataclasses.fields(Settings)}
     assert variables - documented == set()
 

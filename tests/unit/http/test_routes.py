@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -452,3 +453,22 @@ def test_the_probes_nginx_never_limits_are_the_apps_probes(client: FlaskClient) 
     for path in ("/model/predict", "/usage", "/v2/models/pipeline/infer", "/admin/models"):
         assert not re.match(probe, path), path
     assert f"[^:]*:{probe[1:]} 0;" in (NGINX / "maps.conf").read_text()
+
+
+def test_model_shows_what_runs_it_and_the_lock(settings: Settings) -> None:
+    import importlib.metadata
+    import platform
+
+    import sklearn
+
+    lock = "ab" * 32
+    client = create_app(dataclasses.replace(settings, lock_sha256=lock)).test_client()
+    running = client.get("/model").get_json()["versions"]["running"]
+    assert running == {
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+        "pandas": importlib.metadata.version("pandas"),
+        "numpy": importlib.metadata.version("numpy"),
+        "sklearn_pandas": importlib.metadata.version("sklearn-pandas"),
+        "lock_sha256": lock,
+    }
