@@ -115,7 +115,7 @@ test: tools-test lint ## Install what the tests use, lint, then run every test w
 
 SOAK_SECONDS ?= 600
 
-bench: $(STAMP) ## Benchmark the stack against a naive server (wrk, ~8 min) -> bench/results/
+bench: $(STAMP) ## Benchmark the stack against a naive server (wrk, ~11 min) -> bench/results/
 	@sh deploy/apt-need.sh $(RUN_TOOLS) wrk:wrk
 	$(PY) -m bench.run
 

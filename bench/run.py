@@ -26,7 +26,7 @@ seconds per fleet scenario (5; 0 skips the fleet figure, ``bench.fleet``), BENCH
 per server (2),
 BENCH_MODELS (``demo,linear``; also ``heavy``; the ablation and the wins always use their
 models), BENCH_SERVERS (``ours,naive``; also ``ours-gunicorn``). The defaults take
-about eight minutes on two cores.
+about eleven minutes on two cores.
 """
 
 from __future__ import annotations
