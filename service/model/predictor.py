@@ -13,7 +13,7 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -80,6 +80,19 @@ class Environment(Toolchain):
     sklearn_pandas: str | None = None
     lock_sha256: str | None = None
     """The sha256 of requirements/runtime.txt, which installed them (LOCK_SHA256)."""
+
+
+@cache
+def running_versions() -> dict[str, str]:
+    """The versions a pickle depends on, as installed: read once, since they cannot change
+    under a running process (each lookup reads a package's metadata from disk)."""
+    return {
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+        "pandas": importlib.metadata.version("pandas"),
+        "numpy": importlib.metadata.version("numpy"),
+        "sklearn_pandas": importlib.metadata.version("sklearn-pandas"),
+    }
 
 
 class Versions(BaseModel):
@@ -329,14 +342,7 @@ class Model:
                     sklearn=self.trained_sklearn,
                     python=self.schema.packed.get("python"),
                 ),
-                running=Environment(
-                    sklearn=sklearn.__version__,
-                    python=platform.python_version(),
-                    pandas=importlib.metadata.version("pandas"),
-                    numpy=importlib.metadata.version("numpy"),
-                    sklearn_pandas=importlib.metadata.version("sklearn-pandas"),
-                    lock_sha256=lock_sha256,
-                ),
+                running=Environment(**running_versions(), lock_sha256=lock_sha256),
             ),
             packed_at=self.schema.packed.get("packed_at"),
             serving_path=self.serving_path,
