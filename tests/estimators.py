@@ -81,23 +81,16 @@ class SleepOnMarker(ClassifierMixin, BaseEstimator):
         return first > 0
 
 
-class LoggingSleeper(ClassifierMixin, BaseEstimator):
-    """Predicts ``x > 0`` and appends every first-column value it scores to ``log`` (a file:
-    the test reads what a gunicorn worker scored); a row equal to ``marker`` sleeps."""
+class LoggingSleeper(SleepOnMarker):
+    """:class:`SleepOnMarker` that also appends every first-column value it scores to ``log``
+    (a file: the test reads what a gunicorn worker scored)."""
 
     def __init__(self, log: str = "", marker: float = 999.0, seconds: float = 2.0) -> None:
+        super().__init__(marker, seconds)
         self.log = log
-        self.marker = marker
-        self.seconds = seconds
-
-    def fit(self, x: Any, y: Any) -> LoggingSleeper:
-        self.classes_ = np.array([False, True])
-        return self
 
     def predict(self, x: Any) -> Any:
         first = np.asarray(x, dtype=float)[:, 0]
         with open(self.log, "a") as log:
             log.write("".join(f"{value!r}\n" for value in first.tolist()))
-        if np.any(first == self.marker):
-            time.sleep(self.seconds)
-        return first > 0
+        return super().predict(x)

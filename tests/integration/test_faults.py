@@ -12,26 +12,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import requests
-from sklearn.pipeline import Pipeline
 
 from deploy.stack import Stack
-from service.control import packing
-from service.model import compat, signing
+from service.model import signing
 from tests.estimators import SleepOnMarker
 from tests.integration.conftest import (
     ADMIN_TOKEN,
+    MARKER,
     SIGNING_KEY,
+    one_column_model,
     signed_demo,
     start_stack,
     wait_for,
 )
 from tests.integration.load import Load
-
-compat.install()
-from sklearn_pandas import DataFrameMapper  # noqa: E402
 
 DEMO_BODY = {
     "data": {
@@ -42,18 +38,11 @@ DEMO_BODY = {
         "employment": ["salaried"],
     }
 }
-MARKER = 999.0
 
 
 def sleepy_model(folder: Path, seconds: float) -> Path:
     """A model that answers at once, except for x == MARKER, which takes ``seconds``."""
-    sample = pd.DataFrame({"x": [1.0, -1.0]})
-    pipeline = Pipeline(
-        [("m", DataFrameMapper([(["x"], None)])), ("clf", SleepOnMarker(MARKER, seconds))]
-    ).fit(sample, [True, False])
-    target, _ = packing.pack(pipeline, sample, folder)
-    signing.write_signature(target, SIGNING_KEY.encode())
-    return target
+    return one_column_model(folder, SleepOnMarker(MARKER, seconds))
 
 
 def predict_url(stack: Stack) -> str:
